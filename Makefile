@@ -1,0 +1,40 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlnb-installed
+# Leave one core for the kernels each test worker starts.
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test install lab bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# A kernel spec inside .venv, so papermill and JupyterLab find the kernel that has mlnb.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mlnb)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mlnb demo
+
+test: $(STAMP)
+	$(BIN)/ruff check mlnb tests benchmarks
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --nbval-lax templates
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)
