@@ -112,4 +112,4 @@ def read_scraps(notebook_path: str) -> dict[str, Any]:
     import scrapbook
 
     nb = scrapbook.read_notebook(notebook_path)
-    return {name: scrap.data for name, scrap in nb.scraps.data_dict.items()}
+    return dict(nb.scraps.data_dict)

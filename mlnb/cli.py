@@ -1,0 +1,298 @@
+"""The ``mlnb`` command: parses arguments, calls the library, maps errors to exit codes.
+
+Heavy libraries are imported inside the commands that need them, so ``mlnb --help`` and
+``mlnb runs list`` start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlnbError
+
+EXIT_CODES = f"""\b
+Exit codes:
+  0    success
+  {EXIT_FAILED}    a run or a check failed (its record exists)
+  {EXIT_USAGE}    bad usage or input (nothing was written)
+  {EXIT_INTERRUPTED}  interrupted by Ctrl-C or SIGTERM (nothing was written)
+"""
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    envvar="MLNB_STORE",
+    default=None,
+    metavar="PATH",
+    help="Run store (default: $MLNB_STORE, 'store:' in mlnb.yaml, else runs/).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable format).")
+
+
+class MlnbGroup(click.Group):
+    """Turns mlnb errors into one line on stderr and a documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlnbError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"mlnb: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("mlnb: interrupted; nothing was written", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _store(path: str | None):
+    from mlnb.store import Store
+
+    return Store(path)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+@click.group(cls=MlnbGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="mlnb")
+def main(debug: bool) -> None:
+    """mlnb: parameterised notebooks as immutable run records, a model registry and
+    a retraining pipeline."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("template")
+@click.option("-p", "--parameter", "pairs", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Set a parameter (VALUE is parsed as JSON or a YAML scalar; text for str parameters).")
+@click.option("-f", "--parameters-file", "params_file", type=click.Path(), default=None,
+              help="YAML file of parameters (-p wins over it).")
+@store_option
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a cell may run before the run fails.")
+@click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel (default: the template's).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, as_json):
+    """Execute TEMPLATE (a name in templates/ or a path) and record the run."""
+    from mlnb import params as params_mod
+    from mlnb.execute import find_template, run_template
+
+    store = _store(store_path)
+    tpl = find_template(template)
+    values = params_mod.load_params_file(params_file) if params_file else {}
+    for name, text in pairs:
+        values[name] = params_mod.parse_cli_value(text, tpl.parameters.get(name))
+    store.ensure_writable()
+    result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
+                          progress=not quiet and sys.stderr.isatty())
+    if as_json:
+        _echo_json(result.record)
+    else:
+        _print_run_outcome(result)
+    if not result.succeeded:
+        sys.exit(EXIT_FAILED)
+
+
+def _print_run_outcome(run) -> None:
+    rec = run.record
+    if run.succeeded:
+        click.echo(f"run {run.id} succeeded in {rec['duration_s']:.1f} s")
+    else:
+        err = rec["error"]
+        click.echo(
+            f"run {run.id} failed: {err['kind']} in cell {err['cell_index']}: "
+            f"{err['ename']}: {err['evalue']}".rstrip(": "),
+            err=True,
+        )
+    click.echo(f"  record:   {run.path / 'record.json'}")
+    click.echo(f"  notebook: {run.html_path}")
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+@main.group(epilog=EXIT_CODES)
+def runs():
+    """List, show, compare, verify and reproduce recorded runs."""
+
+
+@runs.command("list")
+@click.option("--template", default=None, help="Only runs of this template.")
+@click.option("--status", type=click.Choice(["succeeded", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many (newest first).")
+@store_option
+@json_option
+def runs_list(template, status, limit, store_path, as_json):
+    """List runs, newest first."""
+    items = _store(store_path).list_runs(template=template, status=status, limit=limit)
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        click.echo("no runs")
+        return
+    width = max(len(i["id"]) for i in items)
+    click.echo(f"{'ID':<{width}}  {'TEMPLATE':<12} {'STATUS':<9} {'STARTED':<20} {'SECONDS':>7}")
+    for i in items:
+        click.echo(
+            f"{i['id']:<{width}}  {i['template']:<12} {i['status']:<9} "
+            f"{i['started'][:19].replace('T', ' '):<20} {i['duration_s'] or 0:>7.1f}"
+        )
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@runs.command("show")
+@click.argument("run_id")
+@store_option
+@json_option
+def runs_show(run_id, store_path, as_json):
+    """Show a run: parameters, scraps, artifacts, status, and where its HTML is."""
+    run = _store(store_path).get(run_id)
+    rec = run.record
+    if as_json:
+        _echo_json(rec)
+        return
+    from rich.table import Table
+
+    console = _console()
+    status = "[green]succeeded[/]" if run.succeeded else "[red]failed[/]"
+    console.print(f"[bold]{run.id}[/]  {rec['template']['name']}  {status}  {rec['duration_s']:.1f} s")
+    console.print(f"started {rec['started']}  parent {rec['parent'] or '-'}")
+    if rec["error"]:
+        e = rec["error"]
+        console.print(f"[red]error[/]: {e['kind']} in cell {e['cell_index']}: {e['ename']}: {e['evalue']}")
+    for title, rows in (
+        ("parameters", rec["parameters"].items()),
+        ("scraps", ((k, _scrap_text(v)) for k, v in rec["scraps"].items())),
+        ("inputs", ((i["parameter"], f"{i['path']}  sha256 {i['sha256'][:12]}  {i['bytes']} B") for i in rec["inputs"])),
+        ("artifacts", ((a["path"], f"sha256 {a['sha256'][:12]}  {a['bytes']} B") for a in rec["artifacts"])),
+    ):
+        table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+        table.add_column(style="cyan")
+        table.add_column()
+        for k, v in rows:
+            table.add_row(str(k), _short(v, 100))
+        if table.row_count:
+            console.print(table)
+    console.print(f"notebook: {run.html_path}")
+
+
+def _scrap_text(value: Any) -> Any:
+    if isinstance(value, dict) and "$artifact" in value:
+        return f"table {value['rows']} rows × {len(value['columns'])} columns ({value['$artifact']})"
+    return value
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@store_option
+@json_option
+def runs_diff(run_a, run_b, store_path, as_json):
+    """Compare two runs: parameters, scraps and metrics side by side."""
+    from mlnb.diff import diff_runs
+
+    store = _store(store_path)
+    a, b = store.get(run_a), store.get(run_b)
+    rows = diff_runs(a, b)
+    if as_json:
+        _echo_json([r._asdict() for r in rows])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{a.id}  vs  {b.id}", title_justify="left")
+    for col in ("section", "name", "A", "B"):
+        table.add_column(col)
+    for r in rows:
+        style = "bold yellow" if r.changed else None
+        mark = "* " if r.changed else "  "
+        table.add_row(r.section, mark + r.name, _short(r.a, 40), _short(r.b, 40), style=style)
+    console = _console()
+    console.print(table)
+    n = sum(r.changed for r in rows)
+    console.print(f"{n} of {len(rows)} values differ (marked *)")
+
+
+@runs.command("verify")
+@click.argument("run_id", required=False)
+@store_option
+def runs_verify(run_id, store_path):
+    """Recompute every hash and digest of one run (or all); exit 1 if anything changed."""
+    store = _store(store_path)
+    ids = [store.resolve_id(run_id)] if run_id else store.run_ids()
+    problems = store.verify(run_id)
+    for p in problems:
+        click.echo(f"CHANGED {p}")
+    bad = len({p.run_id for p in problems})
+    click.echo(f"{len(ids)} runs checked, {len(ids) - bad} intact, {bad} changed")
+    if problems:
+        sys.exit(EXIT_FAILED)
+
+
+@runs.command("reproduce")
+@click.argument("run_id")
+@store_option
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def runs_reproduce(run_id, store_path, timeout, quiet):
+    """Re-execute a run with the same template, parameters and inputs; report what differs."""
+    from mlnb.execute import reproduce
+
+    store = _store(store_path)
+    original, new, changed = reproduce(store, run_id, timeout=timeout, progress=not quiet and sys.stderr.isatty())
+    _print_run_outcome(new)
+    click.echo(f"  reproduces {original.id}")
+    if changed:
+        click.echo(f"  scraps that differ: {', '.join(changed)}")
+    else:
+        click.echo("  every scrap is identical")
+    if not new.succeeded:
+        sys.exit(EXIT_FAILED)
+
+
+@runs.command("reindex")
+@store_option
+def runs_reindex(store_path):
+    """Rebuild the run index from the records."""
+    store = _store(store_path)
+    store.sync_index(force=True)
+    click.echo(f"indexed {len(store.run_ids())} runs in {store.path / 'mlnb.sqlite'}")
+
+
+@main.command()
+@click.option("--store", "store_path", default=None, help="Store for the demo runs (default: runs/).")
+def demo(store_path):
+    """Run the example job on the bundled data and print where to read the notebooks."""
+    from mlnb.execute import run_template
+
+    store = _store(store_path)
+    for template in ("drift",):
+        run = run_template(template, {}, store, progress=sys.stderr.isatty())
+        _print_run_outcome(run)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,428 @@
+"""Template → papermill → run record.
+
+:func:`run_template` is the one way a run is made: it checks the parameters, executes the
+template with papermill in a staging directory of the store, reads the scraps, renders the
+HTML, and commits the record. Failures of the notebook are recorded truthfully: papermill
+marks every cell completed after a dead kernel or a timeout and treats ``sys.exit(0)`` as
+success, so the outcome is decided here from the exception and the executed cells.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlnb import _compat  # noqa: F401  (fast jsonschema import, before papermill)
+from mlnb import params as params_mod
+from mlnb import records
+from mlnb.exceptions import Interrupted, TemplateNotFound
+from mlnb.params import Template
+from mlnb.store import Run, Store, new_run_id
+
+log = logging.getLogger(__name__)
+
+#: Packages whose versions every record lists.
+KEY_PACKAGES = (
+    "mlnb", "papermill", "scrapbook", "nbformat", "nbconvert", "ipykernel", "pandas",
+    "numpy", "scipy", "scikit-learn", "skops", "pandera",
+)
+TEMPLATES_DIR = "templates"
+
+
+def template_dirs(start: str | os.PathLike | None = None) -> list[Path]:
+    """Where templates are looked up by name: ``templates/`` of the project, then mlnb's own.
+
+    The project is the nearest directory, from ``start`` (default: the working directory)
+    upwards, holding ``mlnb.yaml`` or a ``templates/`` directory.
+    """
+    dirs = []
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "mlnb.yaml").is_file() or (d / TEMPLATES_DIR).is_dir():
+            if (d / TEMPLATES_DIR).is_dir():
+                dirs.append(d / TEMPLATES_DIR)
+            break
+    shipped = Path(__file__).parent / "templates"
+    if shipped.is_dir() and shipped.resolve() not in [p.resolve() for p in dirs]:
+        dirs.append(shipped)
+    return dirs
+
+
+def available_templates(start: str | os.PathLike | None = None) -> list[str]:
+    names: list[str] = []
+    for d in template_dirs(start):
+        names += [p.stem for p in sorted(d.glob("*.ipynb")) if p.stem not in names]
+    return names
+
+
+def find_template(name_or_path: str | os.PathLike, start: str | os.PathLike | None = None) -> Template:
+    """Load a template by name (``drift``) or by path (``path/to/nb.ipynb``).
+
+    Raises:
+        TemplateNotFound: listing the templates that exist.
+    """
+    text = str(name_or_path)
+    if text.endswith(".ipynb") or os.sep in text or Path(text).is_file():
+        return params_mod.load_template(Path(text))
+    for d in template_dirs(start):
+        candidate = d / f"{text}.ipynb"
+        if candidate.is_file():
+            return params_mod.load_template(candidate, name=text)
+    known = ", ".join(available_templates(start)) or "none found"
+    raise TemplateNotFound(f"unknown template {text!r}; available: {known} (or give a path to an .ipynb)")
+
+
+def _absolute_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Turn relative paths given by the user into absolute ones (the kernel runs elsewhere)."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, str) and value and not os.path.isabs(value) and (base / value).exists():
+            value = str((base / value).resolve())
+        out[name] = value
+    return out
+
+
+def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
+    """Fingerprint every parameter value that names an existing file, and declared inputs."""
+    inputs = []
+    seen = set()
+    base = template.path.parent
+    for name, value in final.items():
+        candidates = value if isinstance(value, list) else [value]
+        for item in candidates:
+            if not isinstance(item, str) or not item or len(item) > 4096:
+                continue
+            path = Path(item) if os.path.isabs(item) else base / item
+            if path.is_file() and (name, str(path)) not in seen:
+                seen.add((name, str(path)))
+                inputs.append({"parameter": name, "path": str(path.resolve()), **records.fingerprint(path)})
+    for name in template.inputs:
+        if name not in final:
+            log.warning("template %s declares input %r, which is not a parameter", template.name, name)
+    return inputs
+
+
+def _git_state(directory: Path) -> dict | None:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def _environment(kernel_name: str) -> dict:
+    packages = {}
+    for name in KEY_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[name] = metadata.version(name)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kernel": kernel_name,
+        "packages": packages,
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C for the duration, so cleanup runs either way."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error_from_notebook(nb) -> dict | None:
+    """The first error output of an executed notebook, as a record error."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                kind = "exit" if output.get("ename") == "SystemExit" else "exception"
+                return {
+                    "kind": kind,
+                    "cell_index": index,
+                    "ename": output.get("ename", ""),
+                    "evalue": output.get("evalue", ""),
+                }
+    return None
+
+
+def _last_started_cell(nb) -> int | None:
+    last = None
+    for index, cell in enumerate(nb.cells):
+        if (cell.get("metadata", {}).get("papermill") or {}).get("start_time"):
+            last = index
+    return last
+
+
+def _classify(exc: BaseException | None, nb) -> dict | None:
+    """Decide the outcome from papermill's exception and the executed notebook."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if exc is None or isinstance(exc, PapermillExecutionError):
+        error = _error_from_notebook(nb) if nb is not None else None
+        if error is None and exc is not None:
+            error = {"kind": "exception", "cell_index": exc.cell_index, "ename": exc.ename, "evalue": exc.evalue}
+        return error
+    cell = _last_started_cell(nb) if nb is not None else None
+    if isinstance(exc, CellTimeoutError):
+        return {"kind": "timeout", "cell_index": cell, "ename": "CellTimeoutError", "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "cell timed out"}
+    if isinstance(exc, DeadKernelError):
+        return {"kind": "dead_kernel", "cell_index": cell, "ename": "DeadKernelError", "evalue": str(exc) or "the kernel died"}
+    return {"kind": "exception", "cell_index": cell, "ename": type(exc).__name__, "evalue": str(exc)}
+
+
+def _store_scraps(notebook_path: Path, artifacts_dir: Path) -> dict:
+    """Read scraps; DataFrames become Parquet artifacts under ``scraps/``, referenced."""
+    from mlnb.scraps import read_scraps
+
+    scraps = {}
+    for name, value in read_scraps(str(notebook_path)).items():
+        if type(value).__name__ == "DataFrame":
+            rel = f"scraps/{name}.parquet"
+            (artifacts_dir / "scraps").mkdir(exist_ok=True)
+            value.to_parquet(artifacts_dir / rel, engine="pyarrow")
+            scraps[name] = {
+                "$artifact": rel,
+                "type": "dataframe",
+                "rows": int(value.shape[0]),
+                "columns": [str(c) for c in value.columns],
+            }
+        else:
+            scraps[name] = value
+    return scraps
+
+
+def render_html(notebook_path: Path, html_path: Path) -> None:
+    """Render an executed notebook to standalone HTML with nbconvert (inputs and outputs)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    for cell in nb.cells:
+        # glued payloads have no visual form; leave them out rather than warn about them
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not _is_payload(o)]
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+
+
+def _is_payload(output) -> bool:
+    data = output.get("data") or {}
+    return bool(data) and all(k.startswith("application/scrapbook.scrap.") for k in data)
+
+
+def _artifact_list(artifacts_dir: Path) -> list[dict]:
+    out = []
+    for path in sorted(p for p in artifacts_dir.rglob("*") if p.is_file()):
+        out.append({"path": path.relative_to(artifacts_dir).as_posix(), **records.fingerprint(path)})
+    return out
+
+
+def run_template(
+    template: str | os.PathLike | Template,
+    parameters: dict[str, Any] | None = None,
+    store: Store | str | os.PathLike | None = None,
+    *,
+    kernel_name: str | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+    parent: str | None = None,
+    tags: dict[str, Any] | None = None,
+    reproduces: str | None = None,
+    paths_relative_to: str | os.PathLike | None = None,
+) -> Run:
+    """Execute a template and commit its run record; return the committed run.
+
+    A notebook that fails still gives a committed record with ``status == "failed"``;
+    check ``run.succeeded``. Nothing is written when the parameters are wrong, and nothing
+    is left behind when the run is interrupted.
+
+    Args:
+        template: a template name, a notebook path, or a loaded :class:`Template`.
+        parameters: overrides of the template's defaults (JSON values).
+        store: the store (default: ``MLNB_STORE``, ``mlnb.yaml``'s ``store``, ``runs/``).
+        kernel_name: the Jupyter kernel (default: the template's kernelspec).
+        timeout: seconds each cell may run before the run fails with kind ``timeout``.
+        progress: show papermill's cell progress bar on stderr.
+        parent: the run (a pipeline or sweep) that started this one.
+        tags: free labels stored in the record (a sweep id, for example).
+        reproduces: the run this one reproduces.
+        paths_relative_to: base for relative file paths in ``parameters`` (default: the
+            working directory); the kernel runs in the template's directory.
+
+    Raises:
+        TemplateNotFound, TemplateError, ParameterError, StoreError: before anything runs.
+        Interrupted: on Ctrl-C or SIGTERM, after removing the staged run.
+    """
+    tpl = template if isinstance(template, Template) else find_template(template)
+    final = params_mod.resolve(tpl, _absolute_paths(dict(parameters or {}), Path(paths_relative_to or Path.cwd())))
+    store = store if isinstance(store, Store) else Store(store)
+    kernel = kernel_name or tpl.kernel_name
+    inputs = _input_files(tpl, final)
+    run_id = new_run_id(tpl.name)
+
+    import papermill as pm
+
+    # papermill warns on every injected name a template does not declare, and logs at INFO
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+
+    params_mod.install_safe_translator(kernel)
+    started, t0 = _now(), time.perf_counter()
+    with _sigterm_as_interrupt():
+        try:
+            with store.staging(run_id) as staged:
+                out_nb = staged / records.NOTEBOOK_FILE
+                artifacts = staged / records.ARTIFACTS_DIR
+                injected = {**final, "run_id": run_id, "artifacts_dir": str(artifacts)}
+                exc: BaseException | None = None
+                nb = None
+                try:
+                    nb = pm.execute_notebook(
+                        str(tpl.path),
+                        str(out_nb),
+                        parameters=injected,
+                        kernel_name=kernel,
+                        progress_bar=progress,
+                        log_output=False,
+                        execution_timeout=timeout,
+                        cwd=str(tpl.path.parent),
+                        request_save_on_cell_execute=True,  # a notebook even if the kernel dies
+                        # the kernel's own log (transport warnings, shutdown noise) is not the
+                        # user's business; cell output still reaches the notebook
+                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                    )
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # every failure of the notebook is recorded
+                    exc = e
+                if out_nb.is_file():
+                    import nbformat
+
+                    nb = nbformat.read(out_nb, as_version=4)
+                else:  # papermill failed before writing anything: not a run
+                    raise exc if exc is not None else RuntimeError("papermill wrote no notebook")
+                error = _classify(exc, nb)
+                scraps = _store_scraps(out_nb, artifacts)
+                render_html(out_nb, staged / records.HTML_FILE)
+                finished = _now()
+                record = {
+                    "schema": records.SCHEMA,
+                    "id": run_id,
+                    "template": {"name": tpl.name, "path": str(tpl.path), "sha256": tpl.sha256},
+                    "parameters": final,
+                    "inputs": inputs,
+                    "scraps": scraps,
+                    "files": {
+                        records.NOTEBOOK_FILE: records.fingerprint(out_nb),
+                        records.HTML_FILE: records.fingerprint(staged / records.HTML_FILE),
+                    },
+                    "artifacts": _artifact_list(artifacts),
+                    "status": "failed" if error else "succeeded",
+                    "error": error,
+                    "started": _iso(started),
+                    "finished": _iso(finished),
+                    "duration_s": round(time.perf_counter() - t0, 3),
+                    "environment": _environment(kernel),
+                    "git": _git_state(tpl.path.parent),
+                    "parent": parent,
+                    "tags": dict(tags or {}),
+                    "reproduces": reproduces,
+                }
+                return store.commit(staged, records.seal(record))
+        except KeyboardInterrupt as exc:
+            raise Interrupted(f"run {run_id} interrupted; nothing was written") from exc
+
+
+def reproduce(store: Store, run_id: str, **options) -> tuple[Run, Run, list[str]]:
+    """Re-execute a run with the identical template content, parameters and inputs.
+
+    Returns:
+        ``(original, new_run, changed_scraps)``: the names of scraps whose values differ.
+
+    Raises:
+        ReproduceError: the template file or an input no longer has the recorded sha256.
+    """
+    from mlnb.exceptions import ReproduceError
+
+    original = store.get(run_id)
+    rec = original.record
+    tpl_path = Path(rec["template"]["path"])
+    if not tpl_path.is_file():
+        raise ReproduceError(f"cannot reproduce {original.id}: template {str(tpl_path)!r} is gone")
+    tpl = params_mod.load_template(tpl_path, name=rec["template"]["name"])
+    if tpl.sha256 != rec["template"]["sha256"]:
+        raise ReproduceError(
+            f"cannot reproduce {original.id}: template {str(tpl_path)!r} changed since the run "
+            f"(sha256 {tpl.sha256[:12]}…, recorded {rec['template']['sha256'][:12]}…)"
+        )
+    for inp in rec["inputs"]:
+        path = Path(inp["path"])
+        if not path.is_file():
+            raise ReproduceError(f"cannot reproduce {original.id}: input {inp['path']!r} is gone")
+        if records.sha256_file(path) != inp["sha256"]:
+            raise ReproduceError(
+                f"cannot reproduce {original.id}: input {inp['path']!r} (parameter "
+                f"{inp['parameter']!r}) changed since the run"
+            )
+    new = run_template(
+        tpl, rec["parameters"], store, kernel_name=rec["environment"]["kernel"],
+        reproduces=original.id, parent=rec.get("parent"), tags=rec.get("tags"), **options,
+    )
+    return original, new, changed_scraps(original, new)
+
+
+def changed_scraps(a: Run, b: Run) -> list[str]:
+    """Names of scraps whose values differ between two runs (tables compared by content)."""
+    sa, sb = a.record["scraps"], b.record["scraps"]
+    changed = []
+    for name in dict.fromkeys([*sa, *sb]):
+        if name not in sa or name not in sb:
+            changed.append(name)
+        elif _is_table(sa[name]) and _is_table(sb[name]):
+            if not a.scrap(name).equals(b.scrap(name)):
+                changed.append(name)
+        elif records.canonical(sa[name]) != records.canonical(sb[name]):
+            changed.append(name)
+    return changed
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) and "$artifact" in value

@@ -1,0 +1,188 @@
+"""The run-record format: building ``record.json``, its digest, and verifying a run.
+
+A record is JSON with ``"schema": "mlnb.run/1"``, checked against
+``mlnb/schemas/run.v1.json`` when written and when read. Its ``digest`` is the sha256 of the
+canonical JSON of the record without ``digest``; since the record lists the sha256 of every
+file of the run, the digest seals the files too. ``field_sha256`` holds one hash per
+top-level field and per scrap, so :func:`verify` can name what changed, not only that
+something did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlnb.exceptions import RecordError
+
+SCHEMA = "mlnb.run/1"
+RECORD_FILE = "record.json"
+NOTEBOOK_FILE = "notebook.ipynb"
+HTML_FILE = "notebook.html"
+ARTIFACTS_DIR = "artifacts"
+
+_validator = None
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(path: str | os.PathLike) -> dict:
+    """``{"sha256", "bytes"}`` of a file."""
+    return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}
+
+
+def _field_hashes(record: dict) -> dict[str, str]:
+    hashes = {}
+    for key, value in record.items():
+        if key in ("digest", "field_sha256"):
+            continue
+        hashes[key] = sha256_bytes(canonical(value))
+    for name, value in (record.get("scraps") or {}).items():
+        hashes[f"scraps.{name}"] = sha256_bytes(canonical(value))
+    return hashes
+
+
+def compute_digest(record: dict) -> str:
+    """sha256 over the canonical JSON of ``record`` without its ``digest``."""
+    return sha256_bytes(canonical({k: v for k, v in record.items() if k != "digest"}))
+
+
+def seal(record: dict) -> dict:
+    """Return ``record`` with ``field_sha256`` and ``digest`` filled in."""
+    sealed = dict(record)
+    sealed["field_sha256"] = _field_hashes(sealed)
+    sealed["digest"] = compute_digest(sealed)
+    return sealed
+
+
+def _schema_validator():
+    global _validator
+    if _validator is None:
+        from mlnb import _compat  # noqa: F401  (fast jsonschema import)
+
+        import jsonschema
+
+        schema = json.loads((Path(__file__).parent / "schemas" / "run.v1.json").read_text())
+        _validator = jsonschema.Draft202012Validator(schema)
+    return _validator
+
+
+def check_schema(record: Any, where: str = "record") -> None:
+    """Reject a record without a known ``schema`` version or that breaks the JSON schema.
+
+    Raises:
+        RecordError: one line naming the version or the first field that is wrong.
+    """
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: not a JSON object")
+    version = record.get("schema")
+    if version is None:
+        raise RecordError(f"{where}: no 'schema' field; this reader knows {SCHEMA!r}")
+    if version != SCHEMA:
+        raise RecordError(f"{where}: unknown schema {version!r}; this reader knows {SCHEMA!r}")
+    error = next(iter(sorted(_schema_validator().iter_errors(record), key=str)), None)
+    if error is not None:
+        field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise RecordError(f"{where}: field {field}: {error.message}")
+
+
+def read_record(run_dir: str | os.PathLike, validate: bool = True) -> dict:
+    """Load and check ``record.json`` of a run directory.
+
+    Raises:
+        RecordError: the file is missing, not JSON, or not a known schema version.
+    """
+    path = Path(run_dir) / RECORD_FILE
+    try:
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise RecordError(f"{path}: missing") from exc
+    except ValueError as exc:
+        raise RecordError(f"{path}: not JSON ({exc})") from exc
+    if validate:
+        check_schema(record, where=str(path))
+    return record
+
+
+def write_record(run_dir: str | os.PathLike, record: dict) -> Path:
+    """Check ``record`` against the schema and write it as ``record.json``."""
+    check_schema(record, where=f"record {record.get('id')}")
+    path = Path(run_dir) / RECORD_FILE
+    path.write_text(json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing :func:`verify` found changed: ``where`` (a file or field) and what."""
+
+    run_id: str
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.where}: {self.what}"
+
+
+def verify(run_dir: str | os.PathLike) -> list[Problem]:
+    """Recompute every hash of a run and its digest; return what changed (empty: intact)."""
+    run_dir = Path(run_dir)
+    run_id = run_dir.name
+    try:
+        record = read_record(run_dir, validate=False)
+    except RecordError as exc:
+        return [Problem(run_id, RECORD_FILE, str(exc).split(": ", 1)[-1])]
+    problems: list[Problem] = []
+    try:
+        check_schema(record, where=RECORD_FILE)
+    except RecordError as exc:
+        problems.append(Problem(run_id, RECORD_FILE, str(exc).split(": ", 1)[-1]))
+    listed: dict[str, dict] = dict(record.get("files") or {})
+    for art in record.get("artifacts") or []:
+        listed[f"{ARTIFACTS_DIR}/{art.get('path')}"] = art
+    for rel, expected in sorted(listed.items()):
+        path = run_dir / rel
+        if not path.is_file():
+            problems.append(Problem(run_id, rel, "file is missing"))
+        elif sha256_file(path) != expected.get("sha256"):
+            problems.append(Problem(run_id, rel, "content changed (sha256 differs from the record)"))
+    present = {
+        p.relative_to(run_dir).as_posix()
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != RECORD_FILE
+    }
+    for rel in sorted(present - set(listed)):
+        problems.append(Problem(run_id, rel, "file is not in the record (added after the run)"))
+    recorded = record.get("field_sha256") or {}
+    for key, digest in sorted(_field_hashes(record).items()):
+        if key not in recorded:
+            problems.append(Problem(run_id, f"{RECORD_FILE}:{key}", "field added after the run"))
+        elif recorded[key] != digest:
+            problems.append(Problem(run_id, f"{RECORD_FILE}:{key}", "value changed"))
+    for key in sorted(set(recorded) - set(_field_hashes(record))):
+        problems.append(Problem(run_id, f"{RECORD_FILE}:{key}", "field removed"))
+    if compute_digest(record) != record.get("digest"):
+        problems.append(Problem(run_id, f"{RECORD_FILE}:digest", "digest does not match the record"))
+    if record.get("id") not in (None, run_id):
+        problems.append(Problem(run_id, f"{RECORD_FILE}:id", f"says {record.get('id')!r}"))
+    return problems
