@@ -10,12 +10,14 @@ success, so the outcome is decided here from the exception and the executed cell
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 import platform
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -152,8 +154,6 @@ def _iso(t: datetime) -> str:
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """Treat SIGTERM like Ctrl-C for the duration, so cleanup runs either way."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -230,17 +230,44 @@ def _store_scraps(notebook_path: Path, artifacts_dir: Path) -> dict:
     return scraps
 
 
+@functools.lru_cache(maxsize=1)
+def _html_exporter():
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    # compiling the lab templates costs more than rendering a notebook: compile them once
+    exporter.from_notebook_node(_blank_notebook())
+    return exporter
+
+
+def _blank_notebook():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# warm-up"), nbformat.v4.new_code_cell("1")]
+    return nb
+
+
+def _warm_up() -> None:
+    """Import and compile what finishing a run needs, while the kernel works."""
+    from mlnb.scraps import read_scraps  # noqa: F401
+
+    import scrapbook  # noqa: F401
+
+    _html_exporter()
+    records._schema_validator()
+
+
 def render_html(notebook_path: Path, html_path: Path) -> None:
     """Render an executed notebook to standalone HTML with nbconvert (inputs and outputs)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook_path, as_version=4)
     for cell in nb.cells:
         # glued payloads have no visual form; leave them out rather than warn about them
         if "outputs" in cell:
             cell.outputs = [o for o in cell.outputs if not _is_payload(o)]
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    body, _ = _html_exporter().from_notebook_node(nb)
     html_path.write_text(body, encoding="utf-8")
 
 
@@ -306,6 +333,12 @@ def run_template(
 
     params_mod.install_safe_translator(kernel)
     started, t0 = _now(), time.perf_counter()
+    # the host mostly waits on the kernel: meanwhile, prepare what finishing the run needs
+    helpers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlnb-warm-up")
+    warm = helpers.submit(_warm_up)
+    environment = helpers.submit(_environment, kernel)
+    git = helpers.submit(_git_state, tpl.path.parent)
+    helpers.shutdown(wait=False)
     with _sigterm_as_interrupt():
         try:
             with store.staging(run_id) as staged:
@@ -339,6 +372,7 @@ def run_template(
                     nb = nbformat.read(out_nb, as_version=4)
                 else:  # papermill failed before writing anything: not a run
                     raise exc if exc is not None else RuntimeError("papermill wrote no notebook")
+                warm.result()
                 error = _classify(exc, nb)
                 scraps = _store_scraps(out_nb, artifacts)
                 render_html(out_nb, staged / records.HTML_FILE)
@@ -360,8 +394,8 @@ def run_template(
                     "started": _iso(started),
                     "finished": _iso(finished),
                     "duration_s": round(time.perf_counter() - t0, 3),
-                    "environment": _environment(kernel),
-                    "git": _git_state(tpl.path.parent),
+                    "environment": environment.result(),
+                    "git": git.result(),
                     "parent": parent,
                     "tags": dict(tags or {}),
                     "reproduces": reproduces,

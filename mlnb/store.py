@@ -388,7 +388,7 @@ def _index_insert(db: sqlite3.Connection, record: dict) -> None:
 
 
 def _make_read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     for dirpath, dirnames, _ in os.walk(root, topdown=False):
@@ -397,7 +397,7 @@ def _make_read_only(root: Path) -> None:
 
 
 def _make_writable(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             with contextlib.suppress(OSError):

@@ -1,0 +1,3 @@
+from mlnb.cli import main
+
+main()

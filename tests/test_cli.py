@@ -1,0 +1,154 @@
+"""The mlnb command as a user runs it: exit codes, one-line errors, nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mlnb.store import Store
+
+from .conftest import ROOT
+
+NB = str(ROOT / "tests/notebooks/echo.ipynb")
+
+
+def _one_line_error(result, code, *fragments):
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mlnb: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _nothing_written(store_path):
+    assert not store_path.exists() or Store(store_path).run_ids() == []
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["run", "nope"], ["unknown template 'nope'; available:", "drift"]),
+        (["run", NB, "-p", "nope", "1"], ["unknown parameter 'nope' for template 'echo'; valid: n (int, default 3)"]),
+        (["run", NB, "-p", "n", "abc"], ["parameter 'n' must be int, got str \"abc\""]),
+        (["run", NB, "-p", "flag", "3"], ["parameter 'flag' must be bool, got int 3"]),
+        (["run", NB, "-p", "x=1;import os;y", "1"], ["unknown parameter 'x=1;import os;y'"]),
+        (["run", NB, "-p", "run_id", "x"], ["parameter 'run_id' is set by mlnb"]),
+        (["run", NB, "-p", "ratio", ".nan"], ["parameter 'ratio' must be float, got str \".nan\""]),
+    ],
+)
+def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, fragments):
+    store_path = tmp_path / "store"
+    result = cli(*args, "--store", str(store_path))
+    _one_line_error(result, 2, *fragments)
+    _nothing_written(store_path)
+
+
+def test_malformed_notebook_params_file_and_bad_store(cli, tmp_path):
+    store_path = tmp_path / "store"
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{")
+    _one_line_error(cli("run", str(broken), "--store", str(store_path)), 2, "is not a Jupyter notebook")
+    params = tmp_path / "p.yaml"
+    params.write_text("n: [1,\n")
+    _one_line_error(cli("run", NB, "-f", str(params), "--store", str(store_path)), 2, "is not YAML")
+    _nothing_written(store_path)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    _one_line_error(cli("run", NB, "--store", str(a_file)), 2, "is a file; give a directory")
+    _one_line_error(cli("run", NB, "--store", "/proc/mlnb-store"), 2, "cannot create store '/proc/mlnb-store'")
+
+
+def test_params_file_and_p_override(cli, tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("n: 4\nname: from-file\n")
+    store_path = tmp_path / "store"
+    result = cli("run", NB, "-f", str(params), "-p", "n", "9", "--store", str(store_path), "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["parameters"]["n"] == 9 and record["parameters"]["name"] == "from-file"
+
+
+def test_failed_run_exits_1_with_the_error_and_where_to_read_it(cli, tmp_path):
+    store_path = tmp_path / "store"
+    result = cli("run", str(ROOT / "tests/notebooks/raises.ipynb"), "--store", str(store_path))
+    assert result.returncode == 1
+    assert "failed: exception in cell" in result.stderr and "ValueError: bad value 1" in result.stderr
+    (run_id,) = Store(store_path).run_ids()
+    assert f"{run_id}/notebook.html" in result.stdout
+    listed = json.loads(cli("runs", "list", "--status", "failed", "--json", "--store", str(store_path)).stdout)
+    assert [r["id"] for r in listed] == [run_id]
+
+
+@pytest.mark.parametrize("command", [["runs", "show", "X"], ["runs", "verify", "X"], ["runs", "reproduce", "X"], ["runs", "diff", "X", "X"]])
+def test_unknown_run_id_is_exit_2(cli, echo_run, command):
+    store_path = echo_run.path.parent
+    result = cli(*command, "--store", str(store_path))
+    _one_line_error(result, 2, "run 'X' not found in store")
+
+
+def test_reading_commands_on_a_real_run(cli, echo_run):
+    store = str(echo_run.path.parent)
+    listed = json.loads(cli("runs", "list", "--json", "--store", store).stdout)
+    assert listed[0]["id"] == echo_run.id
+    assert {"id", "template", "status", "started", "parameters"} <= set(listed[0])
+    assert json.loads(cli("runs", "list", "--template", "other", "--json", "--store", store).stdout) == []
+    shown = cli("runs", "show", echo_run.id, "--store", store)
+    assert shown.returncode == 0
+    assert "parameters" in shown.stdout and "out.txt" in shown.stdout and "notebook.html" in shown.stdout
+    record = json.loads(cli("runs", "show", echo_run.id, "--json", "--store", store).stdout)
+    assert record == echo_run.record
+    verified = cli("runs", "verify", "--store", store)
+    assert verified.returncode == 0 and "1 runs checked, 1 intact, 0 changed" in verified.stdout
+
+
+def test_verify_exits_1_and_names_the_changed_file(cli, run_copy):
+    (run_copy.path / "notebook.ipynb").write_text("{}")
+    result = cli("runs", "verify", "--store", str(run_copy.path.parent))
+    assert result.returncode == 1
+    assert f"CHANGED {run_copy.id}: notebook.ipynb: content changed" in result.stdout
+
+
+def test_show_refuses_a_record_that_is_not_json(cli, run_copy):
+    (run_copy.path / "record.json").write_text("not json")
+    result = cli("runs", "show", run_copy.id, "--store", str(run_copy.path.parent))
+    _one_line_error(result, 2, "record.json: not JSON")
+
+
+def test_diff_marks_changed_values(cli, echo_run, tmp_path):
+    store_path = tmp_path / "store"
+    shutil.copytree(echo_run.path, store_path / echo_run.id)
+    other = cli("run", NB, "-p", "n", "8", "--store", str(store_path), "--json")
+    other_id = json.loads(other.stdout)["id"]
+    result = cli("runs", "diff", echo_run.id, other_id, "--store", str(store_path), "--json")
+    rows = {(r["section"], r["name"]): r for r in json.loads(result.stdout)}
+    assert rows[("parameters", "n")]["changed"] and rows[("parameters", "n")]["b"] == 8
+    assert rows[("scraps", "values.n")]["changed"]
+    assert not rows[("parameters", "ratio")]["changed"]
+    assert not rows[("scraps", "table")]["changed"]  # same table content
+    text = cli("runs", "diff", echo_run.id, other_id, "--store", str(store_path)).stdout
+    assert "* n" in text and "values differ" in text
+
+
+def test_index_is_rebuilt_when_missing_or_stale(cli, echo_run, tmp_path):
+    store_path = tmp_path / "store"
+    shutil.copytree(echo_run.path, store_path / echo_run.id)
+    assert [r["id"] for r in json.loads(cli("runs", "list", "--json", "--store", str(store_path)).stdout)] == [echo_run.id]
+    (store_path / "mlnb.sqlite").unlink()
+    assert len(json.loads(cli("runs", "list", "--json", "--store", str(store_path)).stdout)) == 1
+    shutil.rmtree(store_path / echo_run.id)
+    assert json.loads(cli("runs", "list", "--json", "--store", str(store_path)).stdout) == []
+    assert cli("runs", "reindex", "--store", str(store_path)).returncode == 0
+
+
+def test_store_comes_from_environment_variable(cli, echo_run):
+    result = cli("runs", "list", "--json", env={"MLNB_STORE": str(echo_run.path.parent)})
+    assert json.loads(result.stdout)[0]["id"] == echo_run.id
+
+
+def test_help_documents_exit_codes(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "Exit codes:" in result.stdout and "130" in result.stdout

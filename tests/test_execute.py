@@ -1,0 +1,193 @@
+"""Executing templates with a real kernel: records, failures, interruption, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlnb import records
+from mlnb.execute import run_template
+from mlnb.store import STAGING, Store
+
+from .conftest import ROOT
+
+
+def test_record_holds_every_parameter_scrap_artifact_and_hash(echo_run):
+    rec = echo_run.record
+    assert rec["schema"] == "mlnb.run/1"
+    assert rec["status"] == "succeeded" and rec["error"] is None
+    # defaults included, not only the overrides
+    assert rec["parameters"]["n"] == 5 and rec["parameters"]["ratio"] == 0.5
+    assert rec["parameters"]["options"] == {"a": 1}
+    assert rec["scraps"]["values"]["n"] == 5
+    assert rec["scraps"]["run_id"] == echo_run.id
+    assert rec["scraps"]["data_lines"] == 3
+    # the input file named by a parameter is fingerprinted
+    (inp,) = rec["inputs"]
+    assert inp["parameter"] == "data" and inp["bytes"] == 12
+    assert inp["sha256"] == records.sha256_file(inp["path"])
+    # the table scrap is a Parquet artifact, referenced from the record
+    assert rec["scraps"]["table"]["$artifact"] == "scraps/table.parquet"
+    table = echo_run.scrap("table")
+    assert list(table["b"]) == ["x", "y", "z"]
+    names = {a["path"] for a in rec["artifacts"]}
+    assert names == {"out.txt", "scraps/table.parquet"}
+    assert echo_run.artifact("out.txt").read_text() == "echo 5\n"
+    assert rec["template"]["sha256"] == records.sha256_file(rec["template"]["path"])
+    assert rec["environment"]["packages"]["papermill"]
+    assert rec["git"] is None or set(rec["git"]) == {"commit", "dirty"}
+    assert records.compute_digest(rec) == rec["digest"]
+    assert records.verify(echo_run.path) == []
+
+
+def test_committed_files_are_read_only_and_html_is_rendered(echo_run):
+    for path in echo_run.path.rglob("*"):
+        if path.is_file():
+            assert not os.stat(path).st_mode & 0o222, path
+    html = echo_run.html_path.read_text()
+    assert "<html" in html and "A test fixture." in html
+    assert "application/scrapbook" not in html
+
+
+def test_store_api_for_notebooks(echo_run):
+    store = Store(echo_run.path.parent)
+    df = store.runs(template="echo")
+    assert list(df["id"]) == [echo_run.id]
+    assert df.loc[0, "scrap.data_lines"] == 3
+    run = store.get(echo_run.id[:20])  # a unique prefix is enough
+    assert run.parameters["n"] == 5
+    assert isinstance(run.scraps["table"], pd.DataFrame)
+    assert run.notebook.cells[0].cell_type == "markdown"
+    assert run.html_path.is_file()
+
+
+@pytest.mark.parametrize(
+    "notebook, options, kind, ename, evalue, failing_source",
+    [
+        ("raises.ipynb", {}, "exception", "ValueError", "bad value 1", "raise ValueError"),
+        ("dies.ipynb", {}, "dead_kernel", "DeadKernelError", "Kernel died", "os._exit(1)"),
+        ("sleeps.ipynb", {"timeout": 2}, "timeout", "CellTimeoutError", "after 2 seconds", "time.sleep"),
+        ("exits.ipynb", {}, "exit", "SystemExit", "0", "sys.exit(code)"),
+    ],
+)
+def test_each_failure_kind_is_recorded_as_failed(notebooks, store, notebook, options, kind, ename, evalue, failing_source):
+    run = run_template(notebooks / notebook, {}, store, **options)
+    assert run.status == "failed"
+    err = run.record["error"]
+    assert (err["kind"], err["ename"]) == (kind, ename)
+    assert evalue in err["evalue"]
+    cell = run.notebook.cells[err["cell_index"]]
+    assert failing_source in cell.source
+    # later cells did not run, whatever papermill's metadata says
+    assert "never" not in json.dumps([c.get("outputs", []) for c in run.notebook.cells])
+    assert records.verify(run.path) == []
+
+
+def test_failed_run_keeps_scraps_glued_before_the_error(notebooks, store):
+    run = run_template(notebooks / "raises.ipynb", {}, store)
+    assert run.record["scraps"] == {"before": 1}
+
+
+def test_injected_strings_arrive_intact_and_run_nothing(notebooks, store, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = f'x"; import pathlib; pathlib.Path("{marker}").touch(); y="\nimport os\\\n\'\'\'"'
+    run = run_template(notebooks / "echo.ipynb", {"name": evil, "options": {evil: [evil]}}, store)
+    assert run.succeeded, run.record["error"]
+    assert run.record["scraps"]["values"]["name"] == evil
+    assert run.record["scraps"]["values"]["options"] == {evil: [evil]}
+    assert not marker.exists()
+
+
+def _wait_for(predicate, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start_sleeping_run(store_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlnb", "run", str(ROOT / "tests/notebooks/sleeps.ipynb"),
+         "-p", "seconds", "60", "--store", str(store_path), "--quiet"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _staged(store_path: Path) -> list[Path]:
+    staging = store_path / STAGING
+    return [p for p in staging.iterdir() if (p / "notebook.ipynb").exists()] if staging.is_dir() else []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_run_leaves_no_record_and_no_debris(tmp_path, sig):
+    store_path = tmp_path / "store"
+    proc = _start_sleeping_run(store_path)
+    assert _wait_for(lambda: _staged(store_path)), "the run never started"
+    time.sleep(1.0)  # inside the sleeping cell
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert Store(store_path).run_ids() == []
+    assert list((store_path / STAGING).iterdir()) == []
+
+
+def test_killed_run_leaves_debris_that_the_next_run_cleans(tmp_path, notebooks):
+    store_path = tmp_path / "store"
+    proc = _start_sleeping_run(store_path)
+    assert _wait_for(lambda: _staged(store_path))
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert _staged(store_path), "SIGKILL cannot clean up: debris expected"
+    run = run_template(notebooks / "trivial.ipynb", {}, Store(store_path))
+    assert Store(store_path).run_ids() == [run.id]
+    assert list((store_path / STAGING).iterdir()) == []
+
+
+def test_concurrent_runs_on_one_store_both_commit(tmp_path):
+    store_path = tmp_path / "store"
+    cmd = [sys.executable, "-m", "mlnb", "run", str(ROOT / "tests/notebooks/trivial.ipynb"),
+           "--store", str(store_path), "--quiet"]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    store = Store(store_path)
+    ids = store.run_ids()
+    assert len(set(ids)) == 2
+    assert {r["id"] for r in store.list_runs()} == set(ids)
+
+
+def test_reproduce_links_the_new_record_and_reports_differing_scraps(tmp_path, notebooks):
+    from mlnb.execute import reproduce
+
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    store = Store(tmp_path / "store")
+    original = run_template(notebooks / "echo.ipynb", {"data": str(data)}, store)
+    orig, new, changed = reproduce(store, original.id)
+    assert new.record["reproduces"] == original.id
+    assert new.parameters == original.parameters
+    assert new.record["inputs"] == original.record["inputs"]
+    assert changed == ["run_id"]  # the only value that depends on the run itself
+
+
+def test_reproduce_refuses_a_changed_input(tmp_path, notebooks, cli):
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    store = Store(tmp_path / "store")
+    original = run_template(notebooks / "echo.ipynb", {"data": str(data)}, store)
+    data.write_text("a\n2\n")
+    result = cli("runs", "reproduce", original.id, "--store", str(store.path))
+    assert result.returncode == 2
+    assert f"input '{data}' (parameter 'data') changed since the run" in result.stderr
+    assert store.run_ids() == [original.id]
