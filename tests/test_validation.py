@@ -1,0 +1,497 @@
+"""Tests for mlnb.validation: every kind of defect, schemas from YAML and inferred, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlnb import validation
+from mlnb.data import read_table
+from mlnb.exceptions import DataError, MlnbError, SchemaDefinitionError
+from mlnb.scraps import encode
+from mlnb.validation import (
+    ColumnSpec,
+    Schema,
+    ValidationFailed,
+    infer,
+    load_schema,
+    validate,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "data" / "reference.csv"
+BATCHES = sorted((ROOT / "data" / "batches").glob("*.csv"))
+NOW = pd.Timestamp("2013-01-10")  # ten days after the reference year ends
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return read_table(REFERENCE)
+
+
+@pytest.fixture(scope="module")
+def schema(reference) -> Schema:
+    """The inferred schema, made strict, fresh within 30 days, and at least 10 rows."""
+    s = infer(reference)
+    s.strict = True
+    s.rows.min = 10
+    s.columns["date"].freshness_days = 30
+    return s
+
+
+def failed(result) -> list[tuple[str, str | None]]:
+    return [(c, col) for c, col in zip(result.failures["check"], result.failures["column"])]
+
+
+# -- each kind of defect is detected and reported with its column and a sample -----------------
+
+
+def _set(df, row, column, value):
+    df = df.copy()
+    if isinstance(value, str) and not pd.api.types.is_string_dtype(df[column]):
+        df[column] = df[column].astype(object)  # text in a numeric column, as a CSV can hold
+    df.loc[row, column] = value
+    return df
+
+
+def defect(name, make, check, column, example, detail):
+    return pytest.param(make, check, column, example, detail, id=name)
+
+
+# each row: a real defect made in the real reference data, the one check that must fail
+# (and on which column), text that must be among the examples, and in the detail
+DEFECTS = [
+    defect("missing column", lambda d: d.drop(columns=["temp_min"]),
+           "column_present", "temp_min", "", "required column is missing"),
+    defect("extra column, strict", lambda d: d.assign(humidity=0.5),
+           "no_extra_columns", "humidity", "'humidity'", "not in the schema"),
+    defect("wrong dtype", lambda d: _set(d, 10, "temp_max", "warm"),
+           "dtype", "temp_max", "'warm' (row 10)", "cannot be read as float"),
+    defect("nulls, none allowed", lambda d: _set(d, [4, 6], "wind", np.nan),
+           "nulls", "wind", "null (row 4), null (row 6)", "0.5% nulls (2 rows); allowed 0.0%"),
+    defect("value above range", lambda d: _set(d, 3, "temp_max", 99.0),
+           "in_range", "temp_max", "99.0 (row 3)", "1 value outside"),
+    defect("value below range", lambda d: _set(d, 200, "precipitation", -1.5),
+           "in_range", "precipitation", "-1.5 (row 200)", "seen -1.5"),
+    defect("unseen category", lambda d: _set(d, 5, "weather", "hail"),
+           "categories", "weather", "'hail' (row 5)", "not allowed"),
+    defect("duplicate key", lambda d: _set(d, 8, "date", d.loc[7, "date"]),
+           "unique", "date", "2012-01-08 (row 7)", "2 rows share"),
+    defect("too few rows", lambda d: d.tail(5),
+           "row_count", None, "", "5 rows; expected 10 <= rows"),
+    defect("stale timestamps", lambda d: d[d["date"] < "2012-11-01"],
+           "freshness", "date", "2012-10-31", "71.0 days old; allowed 30"),
+]
+
+
+@pytest.mark.parametrize("make, check, column, example, detail", DEFECTS)
+def test_each_defect_is_detected_with_column_and_sample(
+    reference, schema, make, check, column, example, detail
+):
+    result = validate(make(reference), schema, now=NOW)
+    assert not result.passed
+    assert failed(result) == [(check, column)]
+    row = result.failures.iloc[0]
+    assert example in row["examples"]
+    assert detail in row["detail"]
+    assert row["n_failed"] >= 1
+
+
+def test_clean_data_passes_and_lists_every_check(reference, schema):
+    result = validate(reference, schema, now=NOW)
+    assert result.passed, result.failures
+    assert result.n_rows == 366
+    assert list(result.checks.columns) == list(validation.CHECK_COLUMNS)
+    assert result.checks["passed"].all()
+    kinds = set(result.checks["check"])
+    assert kinds == {"row_count", "no_extra_columns", "column_present", "dtype", "nulls",
+                     "in_range", "categories", "unique", "freshness"}
+    assert (result.checks["n_failed"] == 0).all()
+
+
+def test_all_failures_are_collected_not_just_the_first(reference, schema):
+    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail").drop(columns=["wind"])
+    result = validate(bad.assign(humidity=1), schema, now=NOW)
+    assert set(failed(result)) == {
+        ("in_range", "temp_max"),
+        ("categories", "weather"),
+        ("column_present", "wind"),
+        ("no_extra_columns", "humidity"),
+    }
+    # a missing column's other checks are not listed as passed
+    assert list(result.checks.loc[result.checks["column"] == "wind", "check"]) == ["column_present"]
+    assert result.summary().startswith("data rejected: 4 of ")
+
+
+def test_input_frame_is_not_changed(reference, schema):
+    before = reference.copy()
+    validate(reference, schema, now=NOW)
+    pd.testing.assert_frame_equal(reference, before)
+    assert reference["date"].dtype == before["date"].dtype
+
+
+NULL_SHARE = [
+    # (allowed share, nulls injected in 366 rows, passes)
+    (0.05, 10, True),
+    (0.05, 18, True),  # 4.9 %
+    (0.05, 19, False),  # 5.2 %
+    (1.0, 366, True),
+    (0.0, 1, False),
+]
+
+
+@pytest.mark.parametrize("allowed, n_nulls, passes", NULL_SHARE)
+def test_allowed_share_of_nulls(reference, allowed, n_nulls, passes):
+    df = reference.copy()
+    df.loc[df.index[:n_nulls], "wind"] = np.nan
+    spec = Schema(columns={"wind": ColumnSpec(dtype="float", nullable=allowed)})
+    result = validate(df, spec)
+    assert result.passed is passes
+    if not passes:
+        row = result.failures.iloc[0]
+        assert (row["check"], row["column"], row["n_failed"]) == ("nulls", "wind", n_nulls)
+        assert "null (row 0)" in row["examples"]
+
+
+MORE_DEFECTS = [
+    # (id, data, schema dict, check, column, text in examples)
+    (
+        "int column with fractions",
+        pd.DataFrame({"n": [1.0, 2.5, 3.0]}),
+        {"columns": {"n": {"dtype": "int"}}},
+        "dtype", "n", "2.5 (row 1)",
+    ),
+    (
+        "too many rows",
+        pd.DataFrame({"n": range(20)}),
+        {"rows": {"max": 10}, "columns": {"n": {"dtype": "int"}}},
+        "row_count", None, "",
+    ),
+    (
+        "duplicate compound key",
+        pd.DataFrame({"a": [1, 1, 2], "b": ["x", "x", "x"]}),
+        {"unique": ["a", "b"], "columns": {"a": {"dtype": "int"}, "b": {"dtype": "str"}}},
+        "unique_key", "a,b", "",
+    ),
+    (
+        "datetime strings that are not dates",
+        pd.DataFrame({"t": ["2024-01-01", "yesterday"]}),
+        {"columns": {"t": {"dtype": "datetime"}}},
+        "dtype", "t", "'yesterday' (row 1)",
+    ),
+    (
+        "all timestamps null",
+        pd.DataFrame({"t": pd.to_datetime([None, None])}),
+        {"columns": {"t": {"dtype": "datetime", "nullable": 1.0, "freshness_days": 1}}},
+        "freshness", "t", "",
+    ),
+    (
+        "bool column with text",
+        pd.DataFrame({"f": ["yes", "no"]}),
+        {"columns": {"f": {"dtype": "bool"}}},
+        "dtype", "f", "'yes' (row 0), 'no' (row 1)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "df, spec, check, column, example",
+    [d[1:] for d in MORE_DEFECTS],
+    ids=[d[0] for d in MORE_DEFECTS],
+)
+def test_more_defects(df, spec, check, column, example):
+    result = validate(df, {"version": 1, **spec}, now="2024-06-01")
+    assert (check, column) in failed(result)
+    row = result.failures[result.failures["check"] == check].iloc[0]
+    assert example in row["examples"]
+
+
+def test_optional_column_may_be_absent():
+    spec = {
+        "version": 1,
+        "columns": {"a": {"dtype": "int"}, "b": {"dtype": "int", "required": False}},
+    }
+    assert validate(pd.DataFrame({"a": [1]}), spec).passed
+    assert not validate(pd.DataFrame({"a": [1], "b": ["x"]}), spec).passed
+
+
+def test_freshness_measured_from_injected_now(reference):
+    spec = Schema(columns={"date": ColumnSpec(dtype="datetime", freshness_days=30)})
+    assert validate(reference, spec, now="2013-01-30").passed
+    assert not validate(reference, spec, now="2013-01-31").passed
+    # timezone-aware "now" is compared in UTC
+    assert validate(reference, spec, now=pd.Timestamp("2013-01-30", tz="UTC")).passed
+
+
+# -- inference -------------------------------------------------------------------------------
+
+
+def test_infer_from_real_reference(reference):
+    s = infer(reference)
+    cols = s.columns
+    assert cols["date"].dtype == "datetime" and cols["date"].unique
+    assert cols["weather"].dtype == "category"
+    assert cols["weather"].categories == ["drizzle", "fog", "rain", "snow", "sun"]
+    assert {cols[c].dtype for c in ["precipitation", "temp_max", "temp_min", "wind"]} == {"float"}
+    # ranges widened by a quarter of the range on each side; a column whose minimum is
+    # exactly 0 stays non-negative, others may go below their minimum
+    lo, hi = reference["temp_max"].min(), reference["temp_max"].max()
+    assert cols["temp_max"].min == pytest.approx(lo - 0.25 * (hi - lo), abs=1e-3)
+    assert cols["temp_max"].max == pytest.approx(hi + 0.25 * (hi - lo), abs=1e-3)
+    assert cols["precipitation"].min == 0.0
+    assert cols["wind"].min == pytest.approx(1.0 - 0.25 * 8.5)
+    assert all(c.nullable == 0.0 for c in cols.values())
+    assert not cols["temp_max"].unique
+
+
+@pytest.mark.parametrize("batch", BATCHES, ids=[b.stem for b in BATCHES])
+def test_schema_inferred_from_2012_accepts_every_real_later_batch(reference, batch):
+    result = validate(read_table(batch), infer(reference))
+    assert result.passed, result.failures.to_string()
+
+
+def test_less_slack_rejects_a_real_cold_snap(reference):
+    """Why the default slack is 0.25: with 0.1, December 2013 (-7.1 C) is rejected."""
+    batch = read_table(ROOT / "data" / "batches" / "2013-q4.csv")
+    result = validate(batch, infer(reference, slack=0.1))
+    assert failed(result) == [("in_range", "temp_min")]
+    assert "-7.1" in result.failures.iloc[0]["examples"]
+
+
+def _sample(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    day = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.permutation(n), unit="D")
+    x = rng.normal(10, 3, n)
+    x[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame(
+        {
+            "id": rng.permutation(10 * n)[:n],
+            "x": x,
+            "count": rng.poisson(4, n),
+            "kind": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]),
+            "flag": rng.random(n) < 0.5,
+            "day": day.strftime("%Y-%m-%d"),
+            "ts": day,
+        }
+    )
+
+
+def test_inferred_schema_accepts_its_data_and_a_fresh_sample():
+    first, fresh = _sample(2000, seed=1), _sample(2000, seed=2)
+    s = infer(first)
+    assert {n: c.dtype for n, c in s.columns.items()} == {
+        "id": "int", "x": "float", "count": "int", "kind": "category", "flag": "bool",
+        "day": "datetime", "ts": "datetime",
+    }
+    assert s.columns["id"].unique and s.columns["day"].unique
+    assert 0.1 < s.columns["x"].nullable <= 0.16  # observed share + 0.05
+    assert validate(first, s).passed
+    result = validate(fresh, s)
+    assert result.passed, result.failures.to_string()
+
+
+def test_inferred_schema_rejects_a_shifted_sample():
+    s = infer(_sample(2000, seed=1))
+    shifted = _sample(2000, seed=2).assign(x=lambda d: d["x"] + 30)
+    assert failed(validate(shifted, s)) == [("in_range", "x")]
+
+
+# -- schema YAML -----------------------------------------------------------------------------
+
+
+def test_yaml_round_trip(tmp_path, schema):
+    path = tmp_path / "schema.yaml"
+    text = schema.to_yaml(path)
+    assert path.read_text() == text
+    assert "freshness_days: 30" in text
+    assert load_schema(path) == schema
+
+
+def test_example_schema_in_templates_validates_reference(reference):
+    s = load_schema(ROOT / "templates" / "schemas" / "weather.yaml")
+    assert validate(reference, s).passed
+
+
+V1 = "version: 1\n"
+T = V1 + "columns:\n  t: "  # then column t's spec
+BAD_YAML = [
+    # (schema text, the error line it must give)
+    (V1 + "columns:\n  temp_max: {dtype: float, min: abc}\n",
+     r"^schema\.yaml: columns\.temp_max\.min: must be a number, got 'abc'$"),
+    (T + "{dtype: floaty}\n", r"columns\.t\.dtype: must be one of 'int', 'float', .*got 'floaty'"),
+    (T + "{dtype: float, maximum: 3}\n",
+     r"columns\.t\.maximum: unknown key; allowed: dtype, required, nullable, min, max"),
+    (V1 + "colums: {}\n", r"columns: required key is missing; colums: unknown key"),
+    ("columns:\n  t: {dtype: float}\n", r"version: required key is missing; write 'version: 1'"),
+    ("version: 2\ncolumns:\n  t: {dtype: float}\n", r"version: must be 1 .*got 2"),
+    (T + "{dtype: float, nullable: 1.5}\n",
+     r"columns\.t\.nullable: must be a share of rows from 0\.0 to 1\.0, or true/false, got 1\.5"),
+    (T + "{dtype: float, min: 5, max: 1}\n", r"columns\.t: min \(5\) must not exceed max \(1\)"),
+    (T + "{dtype: float, categories: [a]}\n", r"categories apply to category columns, not float"),
+    (T + "{dtype: category}\n", r"needs a non-empty list of categories"),
+    (T + "{dtype: str, freshness_days: 3}\n", r"freshness_days applies to datetime columns"),
+    (T + "{dtype: float}\nrows: {min: -1}\n", r"rows\.min: must be greater than or equal to 0"),
+    (T + "{dtype: float}\nstrict: maybe\n", r"strict: must be true or false, got 'maybe'"),
+    (T + "{dtype: float}\nunique: [zz]\n", r"unique: 'zz' is not a column of the schema; columns: t"),
+    (T + "float\n", r"columns\.t: must be a mapping, got 'float'"),
+    (V1 + "columns: {}\n", r"columns: must name at least one column"),
+    ("- a\n- b\n", r"schema\.yaml: must be a mapping with keys version, columns"),
+    (V1 + "columns: {t: [\n", r"schema\.yaml: not valid YAML at line \d+, column \d+"),
+]
+
+
+@pytest.mark.parametrize("yaml_text, message", BAD_YAML)
+def test_malformed_yaml_is_one_readable_line(tmp_path, yaml_text, message):
+    path = tmp_path / "schema.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(SchemaDefinitionError, match=message) as info:
+        load_schema(path)
+    assert "\n" not in str(info.value)
+
+
+def test_schema_for_prefers_yaml_then_infers_then_refuses(tmp_path, schema):
+    path = tmp_path / "s.yaml"
+    schema.to_yaml(path)
+    assert validation.schema_for(schema=path, reference=REFERENCE) == schema
+    assert validation.schema_for(reference=REFERENCE) == infer(read_table(REFERENCE))
+    assert validation.schema_for(reference=REFERENCE, slack=0.5).columns["wind"].max == 13.75
+    with pytest.raises(SchemaDefinitionError, match=r"pass schema \(a YAML file\) or reference"):
+        validation.schema_for()
+
+
+def test_missing_schema_file_and_wrong_schema_type(tmp_path):
+    with pytest.raises(SchemaDefinitionError, match=r"no such file"):
+        validate(pd.DataFrame({"a": [1]}), tmp_path / "nope.yaml")
+    with pytest.raises(SchemaDefinitionError, match=r"a dict or a YAML path, got int"):
+        validate(pd.DataFrame({"a": [1]}), 3)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.csv", None, r"no such file"),
+        ("empty.csv", b"", r"the file is empty"),
+        ("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00", r"not UTF-8 text"),
+        ("latin1.csv", "name\ncaf\xe9\n".encode("latin-1"), r"not UTF-8 text"),
+        ("table.parquet", b"not parquet at all", r"as parquet"),
+        ("table.xlsx", b"x", r"unknown extension '\.xlsx'"),
+    ],
+)
+def test_unreadable_data_is_a_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        read_table(path)
+    assert "\n" not in str(info.value)
+
+
+def test_parquet_is_read_and_validated(tmp_path, reference, schema):
+    path = tmp_path / "reference.parquet"
+    reference.to_parquet(path)
+    assert validate(read_table(path), schema, now=NOW).passed
+
+
+# -- the result ------------------------------------------------------------------------------
+
+
+def test_result_to_dict_is_json_and_checks_glue_as_a_table(reference, schema):
+    result = validate(_set(reference, 3, "temp_max", 99.0), schema, now=NOW)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["passed"] is False and data["n_rows"] == 366
+    assert data["n_failed_checks"] == 1 and data["n_checks"] == len(result.checks)
+    assert data["checks"][0]["column"] is None  # row_count is table-level
+    assert data["schema"]["columns"]["date"]["freshness_days"] == 30
+    encoded, _ = encode("checks", result.checks)
+    assert "application/scrapbook.scrap.pandas+json" in encoded
+
+
+def test_validation_failed_names_the_failed_checks(reference, schema):
+    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail")
+    result = validate(bad, schema, now=NOW)
+    expected = (
+        r"^data rejected: 2 of \d+ checks failed on 366 rows "
+        r"\(temp_max in_range, weather categories\)$"
+    )
+    with pytest.raises(ValidationFailed, match=expected) as info:
+        result.raise_if_failed()
+    assert isinstance(info.value, MlnbError) and isinstance(info.value, AssertionError)
+    assert info.value.exit_code == 1
+    assert info.value.failed == [("in_range", "temp_max"), ("categories", "weather")]
+    validate(reference, schema, now=NOW).raise_if_failed()  # passes: no exception
+
+
+def test_profile_and_worst_columns(reference, schema):
+    df = _set(_set(reference, [1, 2, 3], "wind", np.nan), 3, "temp_max", 99.0)
+    prof = validation.profile(df, schema)
+    row = prof.set_index("column")
+    assert row.loc["wind", "null_share"] == pytest.approx(3 / 366)
+    assert row.loc["date", "min"] == "2012-01-01" and row.loc["date", "max"] == "2012-12-31"
+    assert row.loc["weather", "top"].startswith("rain 52%")
+    assert row.loc["temp_max", "max"] == "99.0"
+    scores = validation.column_scores(validate(df, schema, now=NOW), prof)
+    assert list(scores["column"][:2]) == ["wind", "temp_max"]
+    fig = validation.plot_worst_columns(scores)
+    assert fig.axes[0].get_title() == "Worst columns"
+
+
+def test_import_does_not_load_pandera():
+    import subprocess
+    import sys
+
+    code = "import sys, mlnb.validation; print('pandera' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- the template ------------------------------------------------------------------------------
+
+TEMPLATE = ROOT / "templates" / "validate.ipynb"
+
+
+def _run_template(tmp_path, **parameters):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out = tmp_path / "out.ipynb"
+    parameters.setdefault("artifacts_dir", str(tmp_path / "artifacts"))
+    try:
+        pm.execute_notebook(
+            str(TEMPLATE), str(out), parameters=parameters, cwd=str(TEMPLATE.parent),
+            kernel_name="python3", progress_bar=False,
+        )
+        error = None
+    except PapermillExecutionError as exc:
+        error = exc
+    from mlnb.scraps import read_scraps
+
+    return read_scraps(str(out)), error
+
+
+def test_template_rejects_bad_data_after_gluing_the_report(tmp_path, reference):
+    bad = tmp_path / "bad.csv"
+    _set(reference, 3, "temp_max", 99.0).to_csv(bad, index=False)
+    scraps, error = _run_template(tmp_path, data=str(bad))
+    assert error is not None and error.ename == "ValidationFailed"
+    assert error.evalue.startswith("data rejected: 1 of 25 checks failed on 366 rows (temp_max")
+    assert scraps["passed"] is False and scraps["n_rows"] == 366
+    checks = scraps["checks"]
+    assert list(checks.columns) == list(validation.CHECK_COLUMNS)
+    row = checks[~checks["passed"]].iloc[0]
+    assert (row["check"], row["column"], row["examples"]) == ("in_range", "temp_max", "99.0 (row 3)")
+    assert load_schema(tmp_path / "artifacts" / "schema.yaml") == infer(reference)
+
+
+def test_template_only_reports_when_told_not_to_fail(tmp_path, reference):
+    bad = tmp_path / "bad.parquet"
+    _set(reference, 5, "weather", "hail").to_parquet(bad)
+    scraps, error = _run_template(
+        tmp_path, data=str(bad), schema=str(ROOT / "templates" / "schemas" / "weather.yaml"),
+        fail_on_error=False,
+    )
+    assert error is None
+    assert scraps["passed"] is False
