@@ -720,11 +720,20 @@ def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now) -> p
     failed: dict[tuple[str, str | None], pd.DataFrame] = {}
     if failure_cases is not None and len(failure_cases):
         fc = failure_cases.reset_index(drop=True)
-        # pandera lists each column-level check's failures once per row, so the mapping
-        # below runs once per distinct check, not once per failing value.
-        head = fc.drop_duplicates(["schema_context", "column", "check", "check_number"])
+        # pandera lists a check's failures once per failing value, so the mapping below
+        # runs once per distinct check, not once per value; a missing or extra column is
+        # its own failure (the column's name is the failure case)
+        structural = fc["check"].isin(["column_in_schema", "column_in_dataframe"])
+        head = pd.concat(
+            [
+                fc[structural],
+                fc[~structural].drop_duplicates(
+                    ["schema_context", "column", "check", "check_number"]
+                ),
+            ]
+        )
         key_column = ",".join(spec.unique) if spec.unique else None
-        for idx, row in head.iterrows():
+        for _, row in head.iterrows():
             check, column = _our_check(row, check_ids)
             if check == "unique_key":
                 column = key_column

@@ -114,17 +114,20 @@ def test_clean_data_passes_and_lists_every_check(reference, schema):
 
 
 def test_all_failures_are_collected_not_just_the_first(reference, schema):
-    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail").drop(columns=["wind"])
-    result = validate(bad.assign(humidity=1), schema, now=NOW)
+    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail")
+    bad = bad.drop(columns=["wind", "temp_min"]).assign(humidity=1, pressure=2)
+    result = validate(bad, schema, now=NOW)
     assert set(failed(result)) == {
         ("in_range", "temp_max"),
         ("categories", "weather"),
         ("column_present", "wind"),
+        ("column_present", "temp_min"),
         ("no_extra_columns", "humidity"),
+        ("no_extra_columns", "pressure"),
     }
     # a missing column's other checks are not listed as passed
     assert list(result.checks.loc[result.checks["column"] == "wind", "check"]) == ["column_present"]
-    assert result.summary().startswith("data rejected: 4 of ")
+    assert result.summary().startswith("data rejected: 6 of ")
 
 
 def test_input_frame_is_not_changed(reference, schema):
