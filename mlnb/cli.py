@@ -282,16 +282,93 @@ def runs_reindex(store_path):
     click.echo(f"indexed {len(store.run_ids())} runs in {store.path / 'mlnb.sqlite'}")
 
 
-@main.command()
-@click.option("--store", "store_path", default=None, help="Store for the demo runs (default: runs/).")
-def demo(store_path):
-    """Run the example job on the bundled data and print where to read the notebooks."""
-    from mlnb.execute import run_template
+# -- project and pipeline ------------------------------------------------------------------
 
-    store = _store(store_path)
-    for template in ("drift",):
-        run = run_template(template, {}, store, progress=sys.stderr.isatty())
-        _print_run_outcome(run)
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite the example files if mlnb.yaml exists.")
+def init(directory, force):
+    """Write a working example project into DIRECTORY: mlnb.yaml, real data, templates."""
+    from mlnb.project import init_project
+
+    written = init_project(directory, force=force)
+    click.echo(f"wrote {len(written)} files into {directory}")
+    click.echo(f"next: cd {directory} && mlnb pipeline run")
+
+
+PIPELINE_EXIT_CODES = """\b
+Exit codes:
+  0    nothing needed (no trigger fired), or the batch was processed before
+  1    a step failed (error; the pipeline record exists)
+  2    bad usage or configuration (the key is named; nothing was written)
+  3    retrained and promoted
+  4    retrained but not promoted (the champion stays)
+  5    data rejected by validation (nothing retrained)
+  130  interrupted
+"""
+
+
+@main.group()
+def pipeline():
+    """The retraining pipeline configured in mlnb.yaml."""
+
+
+@pipeline.command("run", epilog=PIPELINE_EXIT_CODES)
+@click.option("--config", "config_path", default="mlnb.yaml", type=click.Path(dir_okay=False),
+              help="Project file (default: ./mlnb.yaml).")
+@click.option("--current", default=None, type=click.Path(dir_okay=False),
+              help="Process this batch file (default: the newest unseen batch of data.current).")
+@click.option("--store", "store_path", envvar="MLNB_STORE", default=None, metavar="PATH",
+              help="Run store (default: $MLNB_STORE, else 'store:' of the config).")
+@click.option("--force", is_flag=True, help="Process the batch even if it was processed before.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def pipeline_run(config_path, current, store_path, force, quiet):
+    """Validate the newest batch, check drift and performance, retrain and promote when needed."""
+    from mlnb.pipeline import OUTCOME_EXIT
+
+    decision, record = _run_pipeline(config_path, current, store_path, force, quiet)
+    sys.exit(OUTCOME_EXIT[decision.outcome])
+
+
+def _run_pipeline(config_path, current, store_path, force, quiet):
+    from mlnb.config import load_config
+    from mlnb.pipeline import run_pipeline
+    from mlnb.store import Store
+
+    config = load_config(config_path)
+    store = Store(store_path) if store_path else None
+    decision, record = run_pipeline(config, store, current=current, force=force,
+                                    progress=not quiet and sys.stderr.isatty(), echo=click.echo)
+    click.echo(f"decision: {decision.outcome}")
+    for reason in decision.reasons:
+        click.echo(f"  {reason}")
+    click.echo(f"pipeline record: {record.path / 'record.json'}")
+    click.echo(f"read it:         {record.html_path}")
+    return decision, record
+
+
+@main.command()
+@click.option("--config", "config_path", default="mlnb.yaml", type=click.Path(dir_okay=False))
+@click.option("--batches", default="2013-q1,2013-q2,2013-q3", show_default=True,
+              help="Example batches to feed the pipeline, in order (names in data/batches/).")
+def demo(config_path, batches):
+    """Run the retraining pipeline on the bundled weather data, batch after batch."""
+    from pathlib import Path
+
+    from mlnb.config import load_config
+
+    config = load_config(config_path)
+    folder = config.path(config.data.current).parent
+    html = []
+    for name in [b.strip() for b in batches.split(",") if b.strip()]:
+        click.echo(f"\n== batch {name} arrives")
+        decision, record = _run_pipeline(config_path, str(Path(folder) / f"{name}.csv"), None, False, True)
+        html.append((name, decision.outcome, record.html_path))
+    click.echo("\nRendered notebooks (open in a browser):")
+    for name, outcome, path in html:
+        click.echo(f"  {name}: {outcome:<14} {path}")
+    click.echo("Every step of each pipeline run links to its own notebook; list them with 'mlnb runs list'.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,10 +54,17 @@ def template_dirs(start: str | os.PathLike | None = None) -> list[Path]:
             if (d / TEMPLATES_DIR).is_dir():
                 dirs.append(d / TEMPLATES_DIR)
             break
-    shipped = Path(__file__).parent / "templates"
+    shipped = shipped_templates()
     if shipped.is_dir() and shipped.resolve() not in [p.resolve() for p in dirs]:
         dirs.append(shipped)
     return dirs
+
+
+def shipped_templates() -> Path:
+    """The directory of the templates that ship with mlnb (package ``mlnb.templates``)."""
+    from importlib.resources import files
+
+    return Path(str(files("mlnb.templates")))
 
 
 def available_templates(start: str | os.PathLike | None = None) -> list[str]:
@@ -295,6 +302,7 @@ def run_template(
     tags: dict[str, Any] | None = None,
     reproduces: str | None = None,
     paths_relative_to: str | os.PathLike | None = None,
+    run_id: str | None = None,
 ) -> Run:
     """Execute a template and commit its run record; return the committed run.
 
@@ -314,6 +322,8 @@ def run_template(
         reproduces: the run this one reproduces.
         paths_relative_to: base for relative file paths in ``parameters`` (default: the
             working directory); the kernel runs in the template's directory.
+        run_id: an id allocated beforehand with :func:`mlnb.store.new_run_id` (a pipeline
+            names its children's parent before it records itself).
 
     Raises:
         TemplateNotFound, TemplateError, ParameterError, StoreError: before anything runs.
@@ -324,7 +334,7 @@ def run_template(
     store = store if isinstance(store, Store) else Store(store)
     kernel = kernel_name or tpl.kernel_name
     inputs = _input_files(tpl, final)
-    run_id = new_run_id(tpl.name)
+    run_id = run_id or new_run_id(tpl.name)
 
     import papermill as pm
 

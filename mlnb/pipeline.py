@@ -1,0 +1,537 @@
+"""The retraining pipeline: validate → drift → evaluate → triggers → retrain → compare → promote.
+
+Every step is a template run, recorded as a child of one pipeline run; the pipeline run
+itself is the record of the ``pipeline`` template, which shows the decision. The decisions
+are pure functions of the child runs' scraps (:func:`evaluate_triggers`,
+:func:`promotion_decision`), tested without a kernel; running templates, writing data and
+sending alerts sit at the edges.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from mlnb import records
+from mlnb.config import Config
+from mlnb.exceptions import ConfigError, DataError, MlnbError
+from mlnb.store import Run, Store, new_run_id
+
+log = logging.getLogger(__name__)
+
+#: Exit codes of ``mlnb pipeline run``.
+EXIT_NOTHING = 0
+EXIT_PROMOTED = 3
+EXIT_NOT_PROMOTED = 4
+EXIT_REJECTED = 5
+EXIT_ERROR = 1
+
+OUTCOME_EXIT = {
+    "nothing_needed": EXIT_NOTHING,
+    "skipped": EXIT_NOTHING,
+    "promoted": EXIT_PROMOTED,
+    "not_promoted": EXIT_NOT_PROMOTED,
+    "rejected": EXIT_REJECTED,
+    "error": EXIT_ERROR,
+}
+
+
+class PipelineStepFailed(MlnbError):
+    """A child run failed for a reason other than the data (a bug, a crash)."""
+
+    exit_code = EXIT_ERROR
+
+
+@dataclass
+class Trigger:
+    """One trigger's evaluation: its value, threshold and verdict, with a sentence."""
+
+    name: str
+    fired: bool
+    value: Any
+    threshold: Any
+    reason: str
+
+
+@dataclass
+class Decision:
+    """Everything the pipeline decided, with the numbers; glued into the pipeline record."""
+
+    outcome: str = "nothing_needed"
+    reasons: list[str] = field(default_factory=list)
+    triggers: list[dict] = field(default_factory=list)
+    batch: dict | None = None
+    children: dict[str, str] = field(default_factory=dict)
+    registry_changes: list[dict] = field(default_factory=list)
+    comparison: dict | None = None
+    alerts: list[dict] = field(default_factory=list)
+    model: str | None = None
+    champion: dict | None = None
+    challenger: dict | None = None
+
+    def to_dict(self) -> dict:
+        return records_json(asdict(self))
+
+
+def records_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# -- pure decisions ---------------------------------------------------------------------------
+
+
+def evaluate_triggers(
+    config: Config,
+    *,
+    drift: dict | None,
+    production: dict | None,
+    current_metrics: dict | None,
+    now: datetime,
+) -> list[Trigger]:
+    """Evaluate the drift, performance and schedule triggers; every one is reported.
+
+    Args:
+        drift: the drift run's scraps (``dataset_drift``, ``drift_share``) or None.
+        production: the production version (``version``, ``metrics``, ``created``) or None.
+        current_metrics: the production model's metrics on the current batch, or None when
+            the batch has no labels.
+        now: the clock (injected, so tests need not wait).
+    """
+    t = config.triggers
+    out: list[Trigger] = []
+    if production is None:
+        out.append(Trigger("bootstrap", True, None, None, f"no {config.promotion.alias} model yet: train the first one"))
+    if t.drift and drift is not None:
+        share = drift.get("drift_share")
+        fired = bool(drift.get("dataset_drift"))
+        out.append(Trigger(
+            "drift", fired, share, config.drift.drift_share,
+            f"drift share {share:.2f} {'≥' if fired else '<'} {config.drift.drift_share:.2f}"
+            + (" (dataset drift)" if fired else ""),
+        ))
+    perf = t.performance
+    if production is not None and (perf.min is not None or perf.max_drop is not None):
+        metric = perf.metric
+        value = (current_metrics or {}).get(metric)
+        if value is None:
+            out.append(Trigger("performance", False, None, perf.min, f"{metric} not measured: the batch has no labels"))
+        else:
+            if perf.min is not None:
+                fired = value < perf.min
+                out.append(Trigger(
+                    "performance_min", fired, value, perf.min,
+                    f"{metric} of v{production['version']} on this batch {value:.3f} {'<' if fired else '≥'} minimum {perf.min:.3f}",
+                ))
+            recorded = (production.get("metrics") or {}).get(metric)
+            if perf.max_drop is not None and recorded is not None:
+                drop = recorded - value
+                fired = drop > perf.max_drop
+                out.append(Trigger(
+                    "performance_drop", fired, round(drop, 6), perf.max_drop,
+                    f"{metric} dropped {drop:+.3f} from {recorded:.3f} at training "
+                    f"({'>' if fired else '≤'} allowed {perf.max_drop:.3f})",
+                ))
+    if production is not None and t.schedule.max_age_days is not None:
+        created = _parse_time(production["created"])
+        age = (now - created).total_seconds() / 86400
+        fired = age > t.schedule.max_age_days
+        out.append(Trigger(
+            "schedule", fired, round(age, 3), t.schedule.max_age_days,
+            f"v{production['version']} is {age:.1f} days old ({'>' if fired else '≤'} {t.schedule.max_age_days:g})",
+        ))
+    return out
+
+
+def promotion_decision(config: Config, challenger: dict, champion: dict | None, validation_passed: bool) -> tuple[bool, str]:
+    """Whether the challenger replaces the champion, and why, from holdout metrics."""
+    rule = config.promotion
+    metric = rule.metric
+    if rule.require_validation and not validation_passed:
+        return False, "validation did not pass and promotion requires it"
+    c = challenger.get(metric)
+    if c is None:
+        return False, f"challenger has no {metric}"
+    if champion is None:
+        perf_min = config.triggers.performance.min
+        if perf_min is not None and c < perf_min:
+            return False, f"first model's {metric} {c:.3f} is below the minimum {perf_min:.3f}"
+        return True, f"first model: {metric} {c:.3f} on the holdout"
+    p = champion.get(metric)
+    if p is None:
+        return True, f"champion has no {metric} on the holdout"
+    gain = c - p
+    # a tie does not replace a champion unless min_gain says ties are welcome
+    if gain >= rule.min_gain and (gain > 0 or rule.min_gain < 0):
+        return True, f"challenger {metric} {c:.3f} vs champion {p:.3f}: gain {gain:+.3f} ≥ {rule.min_gain:+.3f}"
+    return False, f"challenger {metric} {c:.3f} vs champion {p:.3f}: gain {gain:+.3f} does not pass min_gain {rule.min_gain:+.3f}"
+
+
+def _parse_time(text: str) -> datetime:
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def batches(config: Config) -> list[Path]:
+    """Batch files named by ``data.current`` (a path or a glob), oldest name first."""
+    pattern = str(config.path(config.data.current))
+    found = sorted(Path(p) for p in glob.glob(pattern)) if glob.has_magic(pattern) else [Path(pattern)]
+    return [p for p in found if p.is_file()]
+
+
+def processed_batches(store: Store) -> dict[str, str]:
+    """``{sha256: pipeline run id}`` of every batch a recorded pipeline run processed."""
+    seen = {}
+    for item in reversed(store.list_runs(template="pipeline")):
+        batch = ((item.get("scraps") or {}).get("decision") or {}).get("batch") or {}
+        if batch.get("sha256") and item["status"] == "succeeded":
+            seen[batch["sha256"]] = item["id"]
+    return seen
+
+
+def write_dataset(store: Store, frame, label: str) -> Path:
+    """Write a derived table into ``<store>/data/`` under its content hash (immutable)."""
+    directory = store.path / "data"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=directory)
+    os.close(fd)
+    frame.to_csv(tmp, index=False)
+    digest = records.sha256_file(tmp)
+    target = directory / f"{label}-{digest[:16]}.csv"
+    if target.exists():
+        os.unlink(tmp)
+    else:
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+    return target
+
+
+def split_batch(frame, holdout: float, order_by: str | None = None):
+    """The newest ``holdout`` share of a batch (by ``order_by`` or row order) and the rest."""
+    if order_by and order_by in frame.columns:
+        frame = frame.sort_values(order_by, kind="stable")
+    n_holdout = max(1, int(round(len(frame) * holdout)))
+    return frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
+
+
+def history_frames(store: Store, name: str):
+    """Tables for the report: model versions with metrics, and drift share per batch."""
+    import pandas as pd
+
+    from mlnb.registry import Registry
+
+    versions = pd.DataFrame(Registry(store).versions_table(name)) if name else pd.DataFrame()
+    drift = store.runs(template="drift", status="succeeded")
+    if not drift.empty:
+        drift["batch"] = [Path(p.get("current") or "").name for p in drift["parameters"]]
+        keep = [c for c in ("started", "batch", "scrap.drift_share", "scrap.dataset_drift", "id") if c in drift]
+        drift = drift[keep].sort_values("started")
+    return versions, drift
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+def send_webhook(url: str, payload: dict, timeout: float, retries: int, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """POST ``payload`` as JSON; retry a bounded number of times; never raise.
+
+    Returns:
+        ``{"delivered": bool, "attempts": n, "error": str | None}``.
+    """
+    body = json.dumps(payload).encode()
+    error = None
+    for attempt in range(1, retries + 2):
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only, checked in config)
+                if 200 <= response.status < 300:
+                    return {"delivered": True, "attempts": attempt, "error": None}
+                error = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            error = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            error = str(getattr(exc, "reason", exc))
+        if attempt <= retries:
+            sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+    return {"delivered": False, "attempts": retries + 1, "error": error}
+
+
+# -- the pipeline -----------------------------------------------------------------------------
+
+
+class _Pipeline:
+    """One pipeline run: child runs, the registry, the decision. Not reused."""
+
+    def __init__(self, config: Config, store: Store, now: datetime, progress: bool, echo: Callable[[str], None]):
+        self.config = config
+        self.store = store
+        self.now = now
+        self.progress = progress
+        self.echo = echo
+        self.id = new_run_id("pipeline", now=datetime.now(timezone.utc))
+        self.decision = Decision(model=config.model.name)
+
+    def child(self, step: str, template: str, parameters: dict) -> Run:
+        from mlnb.execute import find_template, run_template
+
+        tpl = find_template(template, start=self.config.root)
+        run = run_template(tpl, parameters, self.store, parent=self.id, progress=self.progress,
+                           paths_relative_to=self.config.root, tags={"pipeline_step": step})
+        self.decision.children[step] = run.id
+        self.echo(f"  {step:<20} {run.status:<9} {run.id}")
+        return run
+
+    def fail(self, step: str, run: Run) -> None:
+        err = run.record["error"] or {}
+        raise PipelineStepFailed(f"step {step} failed: {err.get('ename')}: {err.get('evalue')} (run {run.id})")
+
+    def alert(self, event: str, text: str) -> None:
+        entry = {"event": event, "text": text}
+        self.echo(f"mlnb: alert: {text}", err=True)
+        hook = self.config.alerts.webhook
+        if hook:
+            payload = {
+                "text": f"[mlnb] {text}",
+                "event": event,
+                "model": self.config.model.name,
+                "pipeline_run": self.id,
+                "outcome": self.decision.outcome,
+                "batch": (self.decision.batch or {}).get("path"),
+                "reasons": self.decision.reasons,
+            }
+            entry["webhook"] = send_webhook(hook, payload, self.config.alerts.timeout_s, self.config.alerts.retries)
+            if not entry["webhook"]["delivered"]:
+                self.echo(f"mlnb: warning: webhook not delivered after {entry['webhook']['attempts']} attempts: "
+                          f"{entry['webhook']['error']}", err=True)
+        self.decision.alerts.append(entry)
+
+    # -- steps --
+
+    def choose_batch(self, current: str | None, force: bool) -> Path | None:
+        processed = processed_batches(self.store)
+        if current:
+            batch = Path(current)
+            if not batch.is_absolute():
+                batch = Path.cwd() / batch
+            if not batch.is_file():
+                raise DataError(f"--current {current!r}: no such file")
+        else:
+            files = batches(self.config)
+            if not files:
+                raise ConfigError(f"data.current: {self.config.data.current!r} matches no file")
+            unseen = [f for f in files if records.sha256_file(f) not in processed]
+            batch = (unseen or files)[-1]
+        self.decision.batch = {"path": str(batch.resolve()), **records.fingerprint(batch)}
+        earlier = processed.get(self.decision.batch["sha256"])
+        if earlier and not force:
+            self.decision.outcome = "skipped"
+            self.decision.reasons.append(f"batch {batch.name} (sha256 {self.decision.batch['sha256'][:12]}) was already processed by pipeline run {earlier}; use --force to process it again")
+            return None
+        return batch
+
+    def run(self, current: str | None, force: bool) -> Decision:
+        cfg = self.config
+        batch = self.choose_batch(current, force)
+        if batch is None:
+            return self.decision
+        self.echo(f"pipeline {self.id}: batch {batch.name}")
+        reference = str(cfg.path(cfg.data.reference))
+        params: dict[str, Any] = {"data": str(batch), "reference": reference}
+        if cfg.validation.schema_:
+            params["schema"] = str(cfg.path(cfg.validation.schema_))
+        v = self.child("validate", "validate", params)
+        validation_passed = v.succeeded
+        if not v.succeeded:
+            if v.record["scraps"].get("passed") is not False:
+                self.fail("validate", v)
+            checks = v.record["error"]["evalue"] if v.record["error"] else "validation failed"
+            if cfg.validation.stop_on_failure:
+                self.decision.outcome = "rejected"
+                self.decision.reasons.append(f"data rejected: {checks}")
+                self.alert("data_rejected", f"{cfg.model.name}: batch {batch.name} rejected: {checks}")
+                return self.decision
+            self.decision.reasons.append(f"validation failed but stop_on_failure is false: {checks}")
+
+        drift_params = {"reference": reference, "current": str(batch), "method": cfg.drift.method,
+                        "drift_share": cfg.drift.drift_share}
+        if cfg.drift.columns:
+            drift_params["columns"] = cfg.drift.columns
+        d = self.child("drift", "drift", drift_params)
+        if not d.succeeded:
+            self.fail("drift", d)
+
+        from mlnb.registry import Registry
+
+        registry = Registry(self.store)
+        alias = cfg.promotion.alias
+        production = registry.alias_version(cfg.model.name, alias)
+        current_metrics = None
+        from mlnb.data import read_table
+
+        frame = read_table(batch)
+        labelled = cfg.model.target in frame.columns and frame[cfg.model.target].notna().any()
+        if production is not None and labelled:
+            e = self.child("evaluate_production", "evaluate", {
+                "model": f"{cfg.model.name}/{production['version']}", "data": str(batch),
+                "target": cfg.model.target, "store": str(self.store.path.resolve()),
+            })
+            if not e.succeeded:
+                self.fail("evaluate_production", e)
+            current_metrics = e.record["scraps"].get("metrics")
+        if production is not None:
+            self.decision.champion = {"version": production["version"], "metrics_at_training": production.get("metrics"),
+                                      "metrics_on_batch": current_metrics}
+
+        triggers = evaluate_triggers(cfg, drift=d.record["scraps"], production=production,
+                                     current_metrics=current_metrics, now=self.now)
+        self.decision.triggers = [asdict(t) for t in triggers]
+        fired = [t for t in triggers if t.fired]
+        for t in triggers:
+            self.decision.reasons.append(("FIRED " if t.fired else "ok    ") + f"{t.name}: {t.reason}")
+        if not fired:
+            self.decision.outcome = "nothing_needed"
+            return self.decision
+
+        # retrain: reference (+ earlier batches) + the older part of this batch; the newest
+        # part is the holdout on which challenger and champion are compared
+        train_part, holdout = split_batch(frame, cfg.training.holdout)
+        parts = [read_table(cfg.path(cfg.data.reference))] if cfg.training.policy == "all" else []
+        earlier = self.earlier_batches()
+        if cfg.training.policy == "window":
+            earlier = earlier[-(cfg.training.window - 1):] if cfg.training.window > 1 else []
+        parts += [read_table(p) for p in earlier] + [train_part]
+        import pandas as pd
+
+        train_path = write_dataset(self.store, pd.concat(parts, ignore_index=True), "train")
+        holdout_path = write_dataset(self.store, holdout, "holdout")
+        self.decision.reasons.append(
+            f"challenger trained on {sum(len(p) for p in parts)} rows (policy {cfg.training.policy}: "
+            f"{'reference + ' if cfg.training.policy == 'all' else ''}{len(earlier)} earlier batches + "
+            f"{len(train_part)} rows of this batch); {len(holdout)} newest rows held out"
+        )
+        train_params = {"data": str(train_path), "target": cfg.model.target, "estimator": cfg.model.estimator,
+                        "hyperparameters": cfg.model.hyperparameters, "seed": cfg.training.seed}
+        if cfg.model.features:
+            train_params["features"] = cfg.model.features
+        t = self.child("train", "train", train_params)
+        if not t.succeeded:
+            self.fail("train", t)
+        version = registry.register(t.id, cfg.model.name, caused_by=self.id)
+        new = version["version"]
+        self.decision.registry_changes.append({"action": "register", "model": cfg.model.name, "version": new, "run": t.id})
+
+        ch = self.child("evaluate_challenger", "evaluate", {
+            "model": f"{cfg.model.name}/{new}", "data": str(holdout_path),
+            "target": cfg.model.target, "store": str(self.store.path.resolve()),
+        })
+        if not ch.succeeded:
+            self.fail("evaluate_challenger", ch)
+        champion_metrics = None
+        if production is not None:
+            cp = self.child("evaluate_champion", "evaluate", {
+                "model": f"{cfg.model.name}/{production['version']}", "data": str(holdout_path),
+                "target": cfg.model.target, "store": str(self.store.path.resolve()),
+            })
+            if not cp.succeeded:
+                self.fail("evaluate_champion", cp)
+            champion_metrics = cp.record["scraps"].get("metrics")
+        challenger_metrics = ch.record["scraps"].get("metrics") or {}
+        self.decision.challenger = {"version": new, "metrics_on_holdout": challenger_metrics}
+        if self.decision.champion is not None:
+            self.decision.champion["metrics_on_holdout"] = champion_metrics
+        promote, why = promotion_decision(cfg, challenger_metrics, champion_metrics, validation_passed)
+        self.decision.comparison = {"metric": cfg.promotion.metric, "min_gain": cfg.promotion.min_gain,
+                                    "challenger": challenger_metrics.get(cfg.promotion.metric),
+                                    "champion": (champion_metrics or {}).get(cfg.promotion.metric),
+                                    "promote": promote, "reason": why}
+        self.decision.reasons.append(("promote: " if promote else "keep champion: ") + why)
+        fired_names = ", ".join(t.name for t in fired)
+        if promote:
+            registry.promote(cfg.model.name, new, alias=alias, reason=f"pipeline: {why}", caused_by=self.id)
+            self.decision.registry_changes.append({"action": "set_alias", "alias": alias, "model": cfg.model.name,
+                                                   "from": production["version"] if production else None, "to": new})
+            self.decision.outcome = "promoted"
+            self.alert("promoted", f"{cfg.model.name} v{new} promoted to {alias} ({fired_names} fired): {why}")
+        else:
+            registry.set_alias(cfg.model.name, "challenger", new, reason=f"pipeline: not promoted: {why}", caused_by=self.id)
+            self.decision.registry_changes.append({"action": "set_alias", "alias": "challenger", "model": cfg.model.name, "to": new})
+            self.decision.outcome = "not_promoted"
+            self.alert("not_promoted", f"{cfg.model.name} v{new} trained ({fired_names} fired) but not promoted: {why}")
+        return self.decision
+
+    def earlier_batches(self) -> list[Path]:
+        """Batches accepted by earlier pipeline runs, oldest first, that still exist."""
+        accepted = {}
+        for item in self.store.list_runs(template="pipeline", status="succeeded"):
+            dec = (item.get("scraps") or {}).get("decision") or {}
+            batch = dec.get("batch") or {}
+            if dec.get("outcome") not in ("rejected", "skipped", "error") and batch.get("path"):
+                accepted[batch["sha256"]] = (item["started"], Path(batch["path"]))
+        current = (self.decision.batch or {}).get("sha256")
+        ordered = sorted((v for k, v in accepted.items() if k != current), key=lambda x: x[0])
+        return [p for _, p in ordered if p.is_file()]
+
+    def record(self) -> Run:
+        from mlnb.execute import find_template, run_template
+
+        tpl = find_template("pipeline", start=self.config.root)
+        failed = self.decision.outcome == "error"
+        return run_template(
+            tpl,
+            {"decision": self.decision.to_dict(), "store": str(self.store.path.resolve()), "fail_on_error": failed},
+            self.store, run_id=self.id, progress=self.progress, paths_relative_to=self.config.root,
+        )
+
+
+def run_pipeline(
+    config: Config,
+    store: Store | None = None,
+    *,
+    current: str | None = None,
+    now: datetime | None = None,
+    force: bool = False,
+    progress: bool = False,
+    echo: Callable[..., None] | None = None,
+) -> tuple[Decision, Run]:
+    """Run the retraining pipeline once and record it.
+
+    Args:
+        config: the parsed ``mlnb.yaml``.
+        store: the run store (default: ``store:`` of the config).
+        current: a batch file to process instead of the newest unseen batch.
+        now: the clock for the schedule trigger (default: now, UTC).
+        force: process a batch even if an earlier pipeline run processed it.
+        echo: receives progress lines (``echo(text, err=False)``).
+
+    Returns:
+        The decision and the pipeline's own run record. The exit code for the outcome is
+        ``OUTCOME_EXIT[decision.outcome]``.
+    """
+    store = store or Store(config.path(config.store))
+    store.ensure_writable()
+    pipe = _Pipeline(config, store, now or datetime.now(timezone.utc), progress, echo or (lambda *a, **k: None))
+    try:
+        pipe.run(current, force)
+    except PipelineStepFailed as exc:
+        pipe.decision.outcome = "error"
+        pipe.decision.reasons.append(str(exc))
+        pipe.alert("error", f"{config.model.name}: pipeline error: {exc}")
+    return pipe.decision, pipe.record()
+
+
+__all__ = [
+    "Decision", "Trigger", "evaluate_triggers", "promotion_decision", "run_pipeline", "send_webhook",
+    "OUTCOME_EXIT",
+]

@@ -1,0 +1,1 @@
+"""The notebook templates shipped with mlnb (installed as the package data of mlnb.templates)."""

@@ -1,0 +1,168 @@
+"""Pipeline decisions without a kernel: triggers, the promotion rule, config errors, webhooks."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mlnb.config import load_config, parse_config
+from mlnb.exceptions import ConfigError
+from mlnb.pipeline import evaluate_triggers, promotion_decision, send_webhook
+from mlnb.project import EXAMPLE_CONFIG
+
+from .conftest import ROOT
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def config(**sections):
+    data = {
+        "model": {"name": "weather", "target": "weather"},
+        "data": {"reference": "r.csv", "current": "b/*.csv"},
+        "triggers": {"drift": True, "performance": {"metric": "f1", "min": 0.6, "max_drop": 0.05},
+                     "schedule": {"max_age_days": 30}},
+        "promotion": {"metric": "f1", "min_gain": 0.01},
+    }
+    data.update(sections)
+    return parse_config(data)
+
+
+def production(age_days=1.0, f1=0.8):
+    return {"version": 3, "metrics": {"f1": f1}, "created": (NOW - timedelta(days=age_days)).isoformat()}
+
+
+def fired(triggers):
+    return sorted(t.name for t in triggers if t.fired)
+
+
+@pytest.mark.parametrize(
+    "drift, prod, current, expected",
+    [
+        ({"dataset_drift": False, "drift_share": 0.2}, production(), {"f1": 0.79}, []),
+        ({"dataset_drift": True, "drift_share": 0.6}, production(), {"f1": 0.79}, ["drift"]),
+        ({"dataset_drift": False, "drift_share": 0.2}, production(), {"f1": 0.55}, ["performance_drop", "performance_min"]),
+        ({"dataset_drift": False, "drift_share": 0.2}, production(), {"f1": 0.74}, ["performance_drop"]),
+        ({"dataset_drift": False, "drift_share": 0.2}, production(age_days=31), {"f1": 0.8}, ["schedule"]),
+        ({"dataset_drift": False, "drift_share": 0.2}, production(age_days=29.9), {"f1": 0.8}, []),
+        ({"dataset_drift": False, "drift_share": 0.0}, None, None, ["bootstrap"]),
+    ],
+)
+def test_each_trigger_fires_on_its_own_numbers(drift, prod, current, expected):
+    triggers = evaluate_triggers(config(), drift=drift, production=prod, current_metrics=current, now=NOW)
+    assert fired(triggers) == expected
+    for t in triggers:
+        assert t.reason  # every verdict says why
+
+
+def test_unlabelled_batch_reports_performance_as_not_measured():
+    triggers = evaluate_triggers(config(), drift={"dataset_drift": False, "drift_share": 0.1},
+                                 production=production(), current_metrics=None, now=NOW)
+    perf = [t for t in triggers if t.name == "performance"]
+    assert perf and not perf[0].fired and "no labels" in perf[0].reason
+
+
+def test_disabled_drift_trigger_is_not_evaluated():
+    cfg = config(triggers={"drift": False})
+    triggers = evaluate_triggers(cfg, drift={"dataset_drift": True, "drift_share": 1.0},
+                                 production=production(), current_metrics={"f1": 0.8}, now=NOW)
+    assert "drift" not in [t.name for t in triggers]
+
+
+@pytest.mark.parametrize(
+    "challenger, champion, passed, promote, why",
+    [
+        ({"f1": 0.82}, {"f1": 0.80}, True, True, "gain +0.020"),
+        ({"f1": 0.805}, {"f1": 0.80}, True, False, "does not pass min_gain +0.010"),
+        ({"f1": 0.80}, {"f1": 0.80}, True, False, "gain +0.000"),
+        ({"f1": 0.70}, None, True, True, "first model"),
+        ({"f1": 0.50}, None, True, False, "below the minimum 0.600"),
+        ({"f1": 0.99}, {"f1": 0.80}, False, False, "validation did not pass"),
+    ],
+)
+def test_promotion_rule(challenger, champion, passed, promote, why):
+    ok, reason = promotion_decision(config(), challenger, champion, passed)
+    assert ok is promote
+    assert why in reason
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"name": "Weather", "target": "w"}}, "model.name: must match"),
+        ({"model": {"name": "w"}}, "model.target: required key is missing"),
+        ({"model": {"name": "w", "target": "t", "task": "ranking"}}, "model.task: 'ranking' is not allowed"),
+        ({"model": {"name": "w", "target": "t", "estimator": "os.system"}}, "model.estimator: must be a scikit-learn import path"),
+        ({"drift": {"drift_share": 1.5}}, "drift.drift_share"),
+        ({"alerts": {"webhook": "ftp://x"}}, "alerts.webhook: must be an http"),
+        ({"triggers": {"drfit": True}}, "triggers.drfit: unknown key"),
+        ({"training": {"policy": "some"}}, "training.policy: 'some' is not allowed"),
+    ],
+)
+def test_config_errors_name_the_key(change, message):
+    base = {"model": {"name": "w", "target": "t"}, "data": {"reference": "r", "current": "c"}}
+    base.update(change)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(base)
+
+
+def test_repository_config_is_the_example_that_init_writes():
+    assert (ROOT / "mlnb.yaml").read_text() == EXAMPLE_CONFIG
+    cfg = load_config(ROOT / "mlnb.yaml")
+    assert cfg.model.name == "weather" and cfg.path(cfg.data.reference).is_file()
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hook_server():
+    handler = type("Hook", (_Hook,), {"received": [], "status": 200})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_is_posted_as_slack_compatible_json(hook_server):
+    server, handler = hook_server
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    result = send_webhook(url, {"text": "hello", "event": "promoted"}, timeout=2, retries=1)
+    assert result == {"delivered": True, "attempts": 1, "error": None}
+    assert handler.received == [{"text": "hello", "event": "promoted"}]
+
+
+def test_webhook_retries_a_bounded_number_of_times_then_gives_up(hook_server):
+    server, handler = hook_server
+    handler.status = 503
+    sleeps = []
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    result = send_webhook(url, {"text": "x"}, timeout=2, retries=2, sleep=sleeps.append)
+    assert result["delivered"] is False and result["attempts"] == 3 and result["error"] == "HTTP 503"
+    assert len(handler.received) == 3 and sleeps == [0.5, 1.0]
+
+
+def test_webhook_that_is_down_never_raises():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = send_webhook(f"http://127.0.0.1:{port}/", {"text": "x"}, timeout=1, retries=1, sleep=lambda s: None)
+    assert result["delivered"] is False and result["attempts"] == 2 and result["error"]
