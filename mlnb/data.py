@@ -67,6 +67,51 @@ def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
     return df
 
 
+def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
+    """Check cheaply that ``path`` can be read as a table, without reading all of it.
+
+    Checks what :func:`read_table` would trip on first: the extension, that the file exists
+    and is not empty, that a CSV's first block is UTF-8 text with a header, that a Parquet
+    file has a readable footer.
+
+    Raises:
+        DataError: one line saying what is wrong with the file.
+    """
+    p = Path(path)
+    fmt = TABLE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot read {str(p)!r}: unknown extension {p.suffix!r}; "
+            f"allowed: {', '.join(sorted(TABLE_FORMATS))}"
+        )
+    if not p.is_file():
+        raise DataError(f"cannot read {str(p)!r}: no such file")
+    if p.stat().st_size == 0:
+        raise DataError(f"cannot read {str(p)!r}: the file is empty")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pq.read_metadata(p)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...: all mean "not Parquet"
+            raise DataError(f"cannot read {str(p)!r} as parquet: {str(exc).splitlines()[0]}") from exc
+        return
+    with open(p, "rb") as f:
+        block = f.read(sample_bytes)
+    if len(block) == sample_bytes and b"\n" in block:
+        block = block[: block.rindex(b"\n")]  # do not cut a character in two
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {str(p)!r}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from exc
+    if "\x00" in text:
+        raise DataError(f"cannot read {str(p)!r} as CSV: it is binary, not text")
+    if not text.strip():
+        raise DataError(f"cannot read {str(p)!r}: no columns to parse")
+
+
 def seattle_weather() -> "pd.DataFrame":
     """Seattle's daily weather 2012–2015, as shipped (offline) by ``vega_datasets``.
 

@@ -109,6 +109,22 @@ class RunFailed(MlnbError):
         self.error = error or {}
 
 
+class ValidationFailed(MlnbError, AssertionError):
+    """Data that failed validation; raised by the ``validate`` template to fail its run.
+
+    Attributes:
+        failed: ``[(check, column), ...]`` of the failed checks.
+        n_checks: how many checks ran.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, failed: list[tuple[str, str | None]], n_checks: int):
+        super().__init__(message)
+        self.failed = failed
+        self.n_checks = n_checks
+
+
 class Interrupted(MlnbError, KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; nothing was written."""
 

@@ -115,10 +115,39 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
             if path.is_file() and (name, str(path)) not in seen:
                 seen.add((name, str(path)))
                 inputs.append({"parameter": name, "path": str(path.resolve()), **records.fingerprint(path)})
-    for name in template.inputs:
-        if name not in final:
-            log.warning("template %s declares input %r, which is not a parameter", template.name, name)
     return inputs
+
+
+#: How a template's declared inputs (notebook metadata ``mlnb.inputs``) are checked before
+#: anything runs: ``table`` must be readable CSV/Parquet, ``schema`` a valid validation
+#: schema, ``file`` an existing file. A list of names means ``file`` for each.
+INPUT_KINDS = ("table", "schema", "file")
+
+
+def _check_inputs(template: Template, final: dict[str, Any]) -> None:
+    """Refuse a missing or unreadable declared input before a run is started (exit 2)."""
+    from mlnb.exceptions import DataError, SchemaDefinitionError
+
+    declared = template.inputs
+    kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
+    for name, kind in kinds.items():
+        value = final.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value) if os.path.isabs(value) else template.path.parent / value
+        try:
+            if kind == "table":
+                from mlnb.data import probe_table
+
+                probe_table(path)
+            elif kind == "schema":
+                from mlnb.validation import load_schema
+
+                load_schema(path)
+            elif not path.is_file():
+                raise DataError(f"cannot read {str(path)!r}: no such file")
+        except (DataError, SchemaDefinitionError) as exc:
+            raise type(exc)(f"parameter {name!r}: {exc}") from exc
 
 
 def _git_state(directory: Path) -> dict | None:
@@ -333,6 +362,7 @@ def run_template(
     final = params_mod.resolve(tpl, _absolute_paths(dict(parameters or {}), Path(paths_relative_to or Path.cwd())))
     store = store if isinstance(store, Store) else Store(store)
     kernel = kernel_name or tpl.kernel_name
+    _check_inputs(tpl, final)
     inputs = _input_files(tpl, final)
     run_id = run_id or new_run_id(tpl.name)
 

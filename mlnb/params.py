@@ -70,7 +70,7 @@ class Template:
     sha256: str
     parameters: dict[str, Parameter] = field(default_factory=dict)
     kernel_name: str = "python3"
-    inputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] | dict[str, str] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
@@ -80,7 +80,9 @@ def load_template(path: str | Path, name: str | None = None) -> Template:
     """Read a template notebook and its ``parameters`` cell.
 
     A template without a cell tagged ``parameters`` has no parameters. Notebook metadata
-    ``mlnb.inputs`` (a list of parameter names) declares parameters that name input files.
+    ``mlnb.inputs`` declares the parameters that name input files: a list of names, or a
+    mapping of names to a kind (``table``, ``schema``, ``file``) that mlnb checks before
+    the run starts.
 
     Raises:
         TemplateNotFound: the path does not exist.
@@ -105,7 +107,8 @@ def load_template(path: str | Path, name: str | None = None) -> Template:
         ) from exc
     metadata = nb.get("metadata") or {}
     kernel = (metadata.get("kernelspec") or {}).get("name") or "python3"
-    declared_inputs = tuple((metadata.get("mlnb") or {}).get("inputs") or ())
+    declared = (metadata.get("mlnb") or {}).get("inputs") or ()
+    declared_inputs = dict(declared) if isinstance(declared, dict) else tuple(declared)
     params: dict[str, Parameter] = {}
     for cell in cells:
         tags = (cell.get("metadata") or {}).get("tags") or []

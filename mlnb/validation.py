@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlnb.exceptions import EXIT_FAILED, MlnbError, SchemaDefinitionError
+from mlnb.exceptions import SchemaDefinitionError, ValidationFailed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,22 +62,6 @@ CHECK_COLUMNS = ("check", "column", "passed", "n_failed", "detail", "examples")
 N_EXAMPLES = 5
 
 SCHEMA_VERSION = 1
-
-
-class ValidationFailed(MlnbError, AssertionError):
-    """Data that failed validation; raised by the ``validate`` template to fail its run.
-
-    Attributes:
-        failed: ``[(check, column), ...]`` of the failed checks.
-        n_checks: how many checks ran.
-    """
-
-    exit_code = EXIT_FAILED
-
-    def __init__(self, message: str, failed: list[tuple[str, str | None]], n_checks: int):
-        super().__init__(message)
-        self.failed = failed
-        self.n_checks = n_checks
 
 
 # -- the schema ------------------------------------------------------------------------------

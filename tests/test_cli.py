@@ -152,3 +152,44 @@ def test_help_documents_exit_codes(cli):
     result = cli("--help")
     assert result.returncode == 0
     assert "Exit codes:" in result.stdout and "130" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.csv", None, "no such file"),
+        ("empty.csv", b"", "the file is empty"),
+        ("latin1.csv", "date,weather\n2013-01-01,soleil é\n".encode("latin-1"), "not UTF-8 text"),
+        ("binary.csv", b"\x00\x01\x02\x03", "binary, not text"),
+        ("table.xlsx", b"PK\x03\x04", "unknown extension '.xlsx'"),
+        ("broken.parquet", b"not parquet at all", "as parquet"),
+    ],
+)
+def test_unreadable_data_is_exit_2_before_anything_runs(cli, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    store_path = tmp_path / "store"
+    result = cli("run", "validate", "-p", "data", str(path), "--store", str(store_path))
+    _one_line_error(result, 2, "parameter 'data': cannot read", message)
+    _nothing_written(store_path)
+
+
+def test_validate_gates_with_exit_codes(cli, tmp_path):
+    import pandas as pd
+
+    store_path = tmp_path / "store"
+    good = cli("run", "validate", "--store", str(store_path), "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["scraps"]["passed"] is True
+    batch = pd.read_csv(ROOT / "data/batches/2013-q1.csv")
+    batch.loc[0:4, "temp_max"] = 99.0
+    batch.loc[5, "weather"] = "hail"
+    bad = tmp_path / "bad.csv"
+    batch.to_csv(bad, index=False)
+    result = cli("run", "validate", "-p", "data", str(bad), "--store", str(store_path), "--json")
+    assert result.returncode == 1
+    record = json.loads(result.stdout)
+    assert record["status"] == "failed" and record["error"]["ename"] == "ValidationFailed"
+    assert record["scraps"]["passed"] is False
+    assert "temp_max" in record["error"]["evalue"] and "weather" in record["error"]["evalue"]
