@@ -371,5 +371,10 @@ def demo(config_path, batches):
     click.echo("Every step of each pipeline run links to its own notebook; list them with 'mlnb runs list'.")
 
 
+from mlnb.cli_models import models  # noqa: E402  (needs the helpers above)
+
+main.add_command(models)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
