@@ -271,6 +271,8 @@ def _html_exporter():
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
+    # nbconvert warns about images without alt text on every plot: not actionable here
+    exporter.log.setLevel(logging.ERROR)
     # compiling the lab templates costs more than rendering a notebook: compile them once
     exporter.from_notebook_node(_blank_notebook())
     return exporter

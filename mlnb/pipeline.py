@@ -428,8 +428,7 @@ class _Pipeline:
         t = self.child("train", "train", train_params)
         if not t.succeeded:
             self.fail("train", t)
-        version = registry.register(t.id, cfg.model.name, caused_by=self.id)
-        new = version["version"]
+        new = registry.register(t.id, cfg.model.name, caused_by=self.id).version
         self.decision.registry_changes.append({"action": "register", "model": cfg.model.name, "version": new, "run": t.id})
 
         ch = self.child("evaluate_challenger", "evaluate", {

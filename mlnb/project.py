@@ -25,7 +25,7 @@ data:
 training:
   policy: all                     # all: reference + every batch seen; window: the last N batches
   window: 4
-  holdout: 0.3                    # newest share of the batch kept to compare challenger and champion
+  holdout: 0.5                    # newest share of the batch kept to compare challenger and champion
 validation:
   schema: null                    # a YAML schema, or null to infer it from the reference
   stop_on_failure: true
@@ -34,10 +34,12 @@ drift:
   drift_share: 0.5
 triggers:
   drift: true
-  performance: {metric: f1, min: 0.4, max_drop: 0.05}
+  # accuracy, not macro F1: with five classes, two of them rare, macro F1 on a 45-row holdout
+  # swings by 0.2 from one batch to the next
+  performance: {metric: accuracy, min: 0.6, max_drop: 0.1}
   schedule: {max_age_days: 30}
 promotion:
-  metric: f1
+  metric: accuracy
   min_gain: 0.0
   require_validation: true
 alerts:

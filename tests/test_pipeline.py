@@ -1,0 +1,207 @@
+"""The retraining pipeline end to end: real templates, real data, real registry and kernels."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlnb.config import load_config
+from mlnb.pipeline import OUTCOME_EXIT, run_pipeline
+from mlnb.project import init_project
+from mlnb.registry import Registry
+from mlnb.store import Store
+
+
+@pytest.fixture(scope="session")
+def bootstrapped(tmp_path_factory):
+    """An example project whose pipeline promoted a first model on batch 2013-q1."""
+    root = tmp_path_factory.mktemp("project") / "weather"
+    init_project(root)
+    decision, record = run_pipeline(load_config(root / "mlnb.yaml"), current=str(root / "data/batches/2013-q1.csv"))
+    assert decision.outcome == "promoted", decision.reasons
+    return root
+
+
+@pytest.fixture
+def project(bootstrapped, tmp_path):
+    """A private copy of the bootstrapped project (store and registry included)."""
+    root = tmp_path / "weather"
+    shutil.copytree(bootstrapped, root)
+    return root
+
+
+def _config(root: Path, **changes):
+    import yaml
+
+    data = yaml.safe_load((root / "mlnb.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        data[section][key] = value
+    (root / "mlnb.yaml").write_text(yaml.safe_dump(data))
+    return load_config(root / "mlnb.yaml")
+
+
+def _reference_like_batch(root: Path) -> Path:
+    """90 days drawn from the reference year: no drift, and the model knows them."""
+    ref = pd.read_csv(root / "data/reference.csv")
+    path = root / "data/incoming-reference-like.csv"
+    ref.sample(90, random_state=1).sort_values("date").to_csv(path, index=False)
+    return path
+
+
+def _versions(root: Path) -> list[int]:
+    return [v.version for v in Registry(Store(root / "runs")).versions("weather")]
+
+
+def test_bootstrap_promoted_a_first_model_with_full_lineage(bootstrapped):
+    store = Store(bootstrapped / "runs")
+    registry = Registry(store)
+    production = registry.get("weather@production")
+    assert production.version == 1
+    # version → training run → pipeline record → the batch's fingerprint
+    train = store.get(production.run_id)
+    assert train.template == "train" and train.succeeded
+    pipeline_run = store.get(train.record["parent"])
+    assert pipeline_run.template == "pipeline"
+    decision = pipeline_run.record["scraps"]["decision"]
+    assert decision["children"]["train"] == train.id
+    batch = bootstrapped / "data/batches/2013-q1.csv"
+    from mlnb.records import sha256_file
+
+    assert decision["batch"]["sha256"] == sha256_file(batch)
+    assert production.data == train.record["inputs"]
+    assert {"register", "set_alias"} == {c["action"] for c in decision["registry_changes"]}
+    events = registry.history("weather", "production")
+    assert events[-1].caused_by == pipeline_run.id
+    assert pipeline_run.html_path.is_file()
+    for child in decision["children"].values():
+        assert store.get(child).record["parent"] == pipeline_run.id
+
+
+def test_reference_like_batch_needs_nothing_and_a_second_run_skips_it(project):
+    config = load_config(project / "mlnb.yaml")
+    batch = _reference_like_batch(project)
+    decision, record = run_pipeline(config, current=str(batch))
+    assert decision.outcome == "nothing_needed", decision.reasons
+    assert OUTCOME_EXIT[decision.outcome] == 0
+    assert not any(t["fired"] for t in decision.triggers)
+    assert {"validate", "drift", "evaluate_production"} == set(decision.children)
+    assert _versions(project) == [1]
+    again, record2 = run_pipeline(config, current=str(batch))
+    assert again.outcome == "skipped"
+    assert record.id in again.reasons[0] and again.children == {}
+    assert _versions(project) == [1]
+
+
+def test_drifted_batch_retrains_and_decides_from_the_recorded_metrics(project):
+    config = load_config(project / "mlnb.yaml")
+    decision, record = run_pipeline(config, current=str(project / "data/batches/2013-q3.csv"))
+    assert decision.outcome in ("promoted", "not_promoted")
+    assert "drift" in [t["name"] for t in decision.triggers if t["fired"]]
+    store = Store(project / "runs")
+    challenger = store.get(decision.children["evaluate_challenger"]).record["scraps"]["metrics"]["accuracy"]
+    champion = store.get(decision.children["evaluate_champion"]).record["scraps"]["metrics"]["accuracy"]
+    assert decision.comparison["challenger"] == challenger and decision.comparison["champion"] == champion
+    should_promote = challenger - champion >= config.promotion.min_gain and challenger > champion
+    assert (decision.outcome == "promoted") == should_promote
+    assert _versions(project) == [1, 2]
+    registry = Registry(store)
+    assert registry.get("weather@production").version == (2 if should_promote else 1)
+    if not should_promote:
+        assert registry.get("weather@challenger").version == 2
+    # the challenger and champion were scored on the same holdout file
+    e1 = store.get(decision.children["evaluate_challenger"]).record["inputs"]
+    e2 = store.get(decision.children["evaluate_champion"]).record["inputs"]
+    assert [i["sha256"] for i in e1 if i["parameter"] == "data"] == [i["sha256"] for i in e2 if i["parameter"] == "data"]
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.server.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rejected_batch_stops_the_pipeline_and_alerts_the_webhook(project, capsys):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = _config(project, alerts__webhook=f"http://127.0.0.1:{server.server_address[1]}/hook")
+        batch = pd.read_csv(project / "data/batches/2013-q2.csv")
+        batch.loc[:10, "temp_max"] = 80.0  # °C: out of any plausible range
+        bad = project / "data/incoming-bad.csv"
+        batch.to_csv(bad, index=False)
+        lines = []
+        decision, record = run_pipeline(config, current=str(bad), echo=lambda text, err=False: lines.append(text))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert decision.outcome == "rejected" and OUTCOME_EXIT["rejected"] == 5
+    assert set(decision.children) == {"validate"}
+    assert _versions(project) == [1]
+    assert any(line.startswith("mlnb: alert:") and "rejected" in line for line in lines)
+    (payload,) = server.received
+    assert payload["event"] == "data_rejected" and "temp_max" in payload["text"]
+    assert payload["pipeline_run"] == record.id
+    assert record.record["scraps"]["decision"]["alerts"][0]["webhook"]["delivered"] is True
+
+
+def test_webhook_that_is_down_loses_nothing(project):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = _config(project, alerts__webhook=f"http://127.0.0.1:{port}/down", alerts__retries=1)
+    batch = pd.read_csv(project / "data/batches/2013-q2.csv").drop(columns=["wind"])
+    bad = project / "data/incoming-no-wind.csv"
+    batch.to_csv(bad, index=False)
+    decision, record = run_pipeline(config, current=str(bad))
+    assert decision.outcome == "rejected"
+    delivery = record.record["scraps"]["decision"]["alerts"][0]["webhook"]
+    assert delivery["delivered"] is False and delivery["attempts"] == 2
+    assert record.succeeded and Store(project / "runs").verify(record.id) == []
+
+
+def test_old_production_model_fires_the_schedule_trigger(project):
+    config = load_config(project / "mlnb.yaml")
+    created = Registry(Store(project / "runs")).get("weather@production").created
+    later = datetime.fromisoformat(created.replace("Z", "+00:00")) + timedelta(days=31)
+    decision, _ = run_pipeline(config, current=str(_reference_like_batch(project)), now=later.astimezone(timezone.utc))
+    fired = [t["name"] for t in decision.triggers if t["fired"]]
+    assert fired == ["schedule"], decision.reasons
+    assert decision.outcome in ("promoted", "not_promoted")
+    assert _versions(project) == [1, 2]
+
+
+def test_broken_config_is_exit_2_naming_the_key(cli, tmp_path):
+    init_project(tmp_path)
+    text = (tmp_path / "mlnb.yaml").read_text().replace("drift_share: 0.5", "drift_share: lots")
+    (tmp_path / "mlnb.yaml").write_text(text)
+    result = cli("pipeline", "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "drift.drift_share" in result.stderr
+    assert not any((tmp_path / "runs").iterdir())
+
+
+def test_cli_exit_code_says_data_rejected(cli, project):
+    bad = project / "data/incoming-empty-weather.csv"
+    batch = pd.read_csv(project / "data/batches/2013-q2.csv")
+    batch["weather"] = "hail"
+    batch.to_csv(bad, index=False)
+    result = cli("pipeline", "run", "--current", str(bad), "-q", cwd=project)
+    assert result.returncode == 5, result.stderr
+    assert "decision: rejected" in result.stdout and "mlnb: alert:" in result.stderr
+    assert "notebook.html" in result.stdout
