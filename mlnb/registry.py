@@ -40,7 +40,7 @@ import json
 import os
 import re
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -248,8 +248,11 @@ class ModelVersion:
         return f"{self.name}/{self.version}"
 
     def to_dict(self) -> dict:
-        """Plain JSON data (what ``mlnb models show --json`` prints)."""
-        return {"uri": self.uri, **asdict(self)}
+        """Plain JSON data (what ``mlnb models show --json`` prints).
+
+        A shallow copy: the nested values are this object's own (decoded from JSON).
+        """
+        return {"uri": self.uri, **{f.name: getattr(self, f.name) for f in fields(self)}}
 
 
 @dataclass(frozen=True)
