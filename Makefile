@@ -27,7 +27,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check mlnb tests benchmarks
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --nbval-lax templates
+	# --dist loadfile: a notebook's cells share one kernel, so one worker runs them all
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --nbval-lax templates
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 lab: $(STAMP)

@@ -91,6 +91,18 @@ class ArtifactTampered(MlnbError, ValueError):
     """A model artifact whose sha256 no longer matches the registry."""
 
 
+class UntrustedModel(MlnbError, ValueError):
+    """A skops file holding a type outside the trusted list, or not a skops file at all.
+
+    Attributes:
+        types: the offending types, fully qualified.
+    """
+
+    def __init__(self, message: str, types: list[str] | None = None):
+        super().__init__(message)
+        self.types = list(types or [])
+
+
 class ConfigError(MlnbError, ValueError):
     """An ``mlnb.yaml`` that is missing a key or has a value that is not allowed."""
 

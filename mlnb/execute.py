@@ -363,6 +363,9 @@ def run_template(
     tpl = template if isinstance(template, Template) else find_template(template)
     final = params_mod.resolve(tpl, _absolute_paths(dict(parameters or {}), Path(paths_relative_to or Path.cwd())))
     store = store if isinstance(store, Store) else Store(store)
+    if "store" in tpl.parameters and "store" not in (parameters or {}):
+        # a template that reads the store (the registry, earlier runs) reads this run's store
+        final["store"] = str(store.path.resolve())
     kernel = kernel_name or tpl.kernel_name
     _check_inputs(tpl, final)
     inputs = _input_files(tpl, final)

@@ -32,22 +32,10 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlnb.exceptions import DataError, MlnbError, ParameterError
+from mlnb.exceptions import DataError, ParameterError, UntrustedModel
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class UntrustedModel(MlnbError, ValueError):
-    """A skops file holding a type outside :data:`TRUSTED_TYPES`, or not a skops file at all.
-
-    Attributes:
-        types: the offending types, fully qualified.
-    """
-
-    def __init__(self, message: str, types: list[str] | None = None):
-        super().__init__(message)
-        self.types = list(types or [])
 
 
 #: Estimators the ``train`` template accepts: their fitted pipelines load back with only

@@ -386,6 +386,7 @@ class _Pipeline:
             e = self.child("evaluate_production", "evaluate", {
                 "model": f"{cfg.model.name}/{production['version']}", "data": str(batch),
                 "target": cfg.model.target, "store": str(self.store.path.resolve()),
+                "baseline_if_unregistered": False,
             })
             if not e.succeeded:
                 self.fail("evaluate_production", e)
@@ -434,6 +435,7 @@ class _Pipeline:
         ch = self.child("evaluate_challenger", "evaluate", {
             "model": f"{cfg.model.name}/{new}", "data": str(holdout_path),
             "target": cfg.model.target, "store": str(self.store.path.resolve()),
+                "baseline_if_unregistered": False,
         })
         if not ch.succeeded:
             self.fail("evaluate_challenger", ch)
@@ -442,6 +444,7 @@ class _Pipeline:
             cp = self.child("evaluate_champion", "evaluate", {
                 "model": f"{cfg.model.name}/{production['version']}", "data": str(holdout_path),
                 "target": cfg.model.target, "store": str(self.store.path.resolve()),
+                "baseline_if_unregistered": False,
             })
             if not cp.succeeded:
                 self.fail("evaluate_champion", cp)
