@@ -191,3 +191,11 @@ def test_reproduce_refuses_a_changed_input(tmp_path, notebooks, cli):
     assert result.returncode == 2
     assert f"input '{data}' (parameter 'data') changed since the run" in result.stderr
     assert store.run_ids() == [original.id]
+
+
+def test_a_template_with_a_store_parameter_gets_the_runs_store(notebooks, store, tmp_path):
+    run = run_template(notebooks / "storeparam.ipynb", {}, store)
+    assert run.record["scraps"]["store"] == str(store.path.resolve())
+    assert run.parameters["store"] == str(store.path.resolve())
+    other = str(tmp_path / "elsewhere")
+    assert run_template(notebooks / "storeparam.ipynb", {"store": other}, store).record["scraps"]["store"] == other
