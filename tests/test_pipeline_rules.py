@@ -166,3 +166,25 @@ def test_webhook_that_is_down_never_raises():
         port = s.getsockname()[1]
     result = send_webhook(f"http://127.0.0.1:{port}/", {"text": "x"}, timeout=1, retries=1, sleep=lambda s: None)
     assert result["delivered"] is False and result["attempts"] == 2 and result["error"]
+
+
+def test_ci_workflow_example_runs_the_pipeline_on_a_schedule():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/retrain.yml").read_text())
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
+    assert triggers["schedule"][0]["cron"] == "0 6 * * *"
+    steps = workflow["jobs"]["pipeline"]["steps"]
+    script = next(s["run"] for s in steps if s.get("id") == "pipeline")
+    assert "mlnb pipeline run" in script
+    # every documented outcome code is handled: 0, 3, 4, 5 pass; anything else fails the job
+    assert "0|3|4|5) exit 0" in script
+    from mlnb.pipeline import OUTCOME_EXIT
+
+    assert {0, 3, 4, 5} == {code for outcome, code in OUTCOME_EXIT.items() if outcome != "error"}
+
+
+def test_readme_shows_cron_and_ci_scheduling():
+    readme = (ROOT / "README.md").read_text()
+    assert "crontab" in readme and "mlnb pipeline run" in readme
+    assert ".github/workflows/retrain.yml" in readme
