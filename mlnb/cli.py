@@ -12,58 +12,16 @@ from typing import Any
 
 import click
 
-from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MlnbError
-
-EXIT_CODES = f"""\b
-Exit codes:
-  0    success
-  {EXIT_FAILED}    a run or a check failed (its record exists)
-  {EXIT_USAGE}    bad usage or input (nothing was written)
-  {EXIT_INTERRUPTED}  interrupted by Ctrl-C or SIGTERM (nothing was written)
-"""
-
-store_option = click.option(
-    "--store",
-    "store_path",
-    envvar="MLNB_STORE",
-    default=None,
-    metavar="PATH",
-    help="Run store (default: $MLNB_STORE, 'store:' in mlnb.yaml, else runs/).",
+from mlnb.cli_common import (
+    EXIT_CODES,
+    MlnbGroup,
+    json_option,
+    store_option,
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable format).")
-
-
-class MlnbGroup(click.Group):
-    """Turns mlnb errors into one line on stderr and a documented exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MlnbError as exc:
-            if ctx.find_root().params.get("debug"):
-                raise
-            click.echo(f"mlnb: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("mlnb: interrupted; nothing was written", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-
-
-def _store(path: str | None):
-    from mlnb.store import Store
-
-    return Store(path)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
+from mlnb.cli_common import console as _console
+from mlnb.cli_common import echo_json as _echo_json
+from mlnb.cli_common import open_store as _store
+from mlnb.exceptions import EXIT_FAILED
 
 @click.group(cls=MlnbGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -371,9 +329,10 @@ def demo(config_path, batches):
     click.echo("Every step of each pipeline run links to its own notebook; list them with 'mlnb runs list'.")
 
 
-from mlnb.cli_models import models  # noqa: E402  (needs the helpers above)
+from mlnb.cli_models import models  # noqa: E402  (registered after main exists)
 
 main.add_command(models)
+
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 Registered on the root command by ``mlnb.cli`` (``main.add_command(models)``). Commands
 parse arguments, call :mod:`mlnb.registry` and print; errors are MlnbErrors, which the
-group turns into one ``mlnb: error: ...`` line and exit code 2. Only click and mlnb.cli are
+group turns into one ``mlnb: error: ...`` line and exit code 2. Only click and mlnb.cli_common are
 imported here at module level, so ``mlnb models list`` starts fast.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from mlnb.cli import EXIT_CODES, MlnbGroup, _echo_json, json_option, store_option
+from mlnb.cli_common import EXIT_CODES, MlnbGroup, json_option, store_option
+from mlnb.cli_common import echo_json as _echo_json
 
 alias_option = click.option(
     "--alias", default="production", show_default=True, metavar="ALIAS", help="The alias to move."
