@@ -333,6 +333,10 @@ from mlnb.cli_models import models  # noqa: E402  (registered after main exists)
 
 main.add_command(models)
 
+from mlnb.cli_sweep import sweep  # noqa: E402  (needs the helpers above)
+
+main.add_command(sweep)
+
 
 
 if __name__ == "__main__":  # pragma: no cover
