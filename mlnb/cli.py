@@ -337,6 +337,10 @@ from mlnb.cli_sweep import sweep  # noqa: E402  (needs the helpers above)
 
 main.add_command(sweep)
 
+from mlnb.cli_serve import predict, serve  # noqa: E402  (needs the helpers above)
+
+main.add_command(predict)
+main.add_command(serve)
 
 
 if __name__ == "__main__":  # pragma: no cover
