@@ -168,7 +168,8 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path if path is not None else default_store()).expanduser()
+        # absolute: kernels run in their template's directory, not the caller's
+        self.path = Path(path if path is not None else default_store()).expanduser().absolute()
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"store {str(self.path)!r} is a file; give a directory")
         self._synced = False
