@@ -230,6 +230,15 @@ def test_every_choice_is_overridable_per_column():
     assert wind.threshold == 0.01
 
 
+def test_threads_give_the_same_report():
+    rng = np.random.default_rng(4)
+    ref = pd.DataFrame({"a": rng.normal(size=60_000), "b": rng.exponential(size=60_000).round(2),
+                        "c": rng.choice(list("xyz"), 60_000)})
+    cur = pd.DataFrame({"a": rng.normal(.1, 1, 50_000), "b": rng.exponential(size=50_000).round(2),
+                        "c": rng.choice(list("xy"), 50_000)})
+    pd.testing.assert_frame_equal(drift.compare(ref, cur, n_jobs=2).columns, drift.compare(ref, cur).columns)
+
+
 # -- multiple testing ------------------------------------------------------------------------
 
 
@@ -276,7 +285,7 @@ def test_profile_gives_the_results_of_the_raw_reference(tmp_path, rows, method):
     expected = drift.compare(ref, cur, method=methods).columns
     path = drift.profile(ref, tmp_path / "ref.npz").save(tmp_path / "ref.npz")
     for reference in (drift.profile(ref), str(path)):
-        pd.testing.assert_frame_equal(drift.compare(reference, cur, method=methods).columns, expected)
+        pd.testing.assert_frame_equal(drift.compare(reference, cur, method=methods).columns, expected, check_exact=True)
 
 
 def test_sketched_profile_stays_within_its_stated_error(tmp_path):
@@ -413,6 +422,7 @@ BAD_INPUT = [
     ("unknown column", dict(columns=["x", "nope"]), "columns names column 'nope'"),
     ("text forced numerical", dict(kinds={"t": "numerical"}), "column 't' holds text"),
     ("unknown kind", dict(kinds={"x": "ordinal"}), "unknown kind 'ordinal' for column 'x'"),
+    ("bad n_jobs", dict(n_jobs=0), "n_jobs 0 must be a positive integer"),
 ]
 
 
