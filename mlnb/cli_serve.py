@@ -44,6 +44,7 @@ also scored by the shadow model off the response path and logged to
 Exit codes:
   0    stopped by Ctrl-C or SIGTERM after serving
   2    bad usage or input: unknown model, alias or version, tampered artifact (nothing served)
+  3    uvicorn could not start (the port is in use, say)
 """
 
 

@@ -681,7 +681,7 @@ def create_app(settings: ServeSettings | str, **options):
     from fastapi.openapi.utils import get_openapi
     from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
-    from starlette.concurrency import run_in_threadpool
+    from fastapi.concurrency import run_in_threadpool
 
     from mlnb.registry import Registry
     from mlnb.store import Store
