@@ -227,6 +227,15 @@ def _last_started_cell(nb) -> int | None:
     return last
 
 
+#: A kernel that dies before it answers its first message ran no cell of the notebook, so
+#: starting another is safe; it happens when two kernels start at once and race for ports.
+KERNEL_START_ATTEMPTS = 3
+
+
+def _died_at_start(exc: BaseException | None) -> bool:
+    return isinstance(exc, RuntimeError) and "Kernel died before replying to kernel_info" in str(exc)
+
+
 def _classify(exc: BaseException | None, nb) -> dict | None:
     """Decide the outcome from papermill's exception and the executed notebook."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -238,6 +247,8 @@ def _classify(exc: BaseException | None, nb) -> dict | None:
             error = {"kind": "exception", "cell_index": exc.cell_index, "ename": exc.ename, "evalue": exc.evalue}
         return error
     cell = _last_started_cell(nb) if nb is not None else None
+    if _died_at_start(exc):
+        return {"kind": "dead_kernel", "cell_index": None, "ename": "DeadKernelError", "evalue": str(exc)}
     if isinstance(exc, CellTimeoutError):
         return {"kind": "timeout", "cell_index": cell, "ename": "CellTimeoutError", "evalue": str(exc).strip().splitlines()[0] if str(exc).strip() else "cell timed out"}
     if isinstance(exc, DeadKernelError):
@@ -391,26 +402,30 @@ def run_template(
                 artifacts = staged / records.ARTIFACTS_DIR
                 injected = {**final, "run_id": run_id, "artifacts_dir": str(artifacts)}
                 exc: BaseException | None = None
-                nb = None
-                try:
-                    nb = pm.execute_notebook(
-                        str(tpl.path),
-                        str(out_nb),
-                        parameters=injected,
-                        kernel_name=kernel,
-                        progress_bar=progress,
-                        log_output=False,
-                        execution_timeout=timeout,
-                        cwd=str(tpl.path.parent),
-                        request_save_on_cell_execute=True,  # a notebook even if the kernel dies
-                        # the kernel's own log (transport warnings, shutdown noise) is not the
-                        # user's business; cell output still reaches the notebook
-                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-                    )
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # every failure of the notebook is recorded
-                    exc = e
+                for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+                    exc = None
+                    try:
+                        pm.execute_notebook(
+                            str(tpl.path),
+                            str(out_nb),
+                            parameters=injected,
+                            kernel_name=kernel,
+                            progress_bar=progress,
+                            log_output=False,
+                            execution_timeout=timeout,
+                            cwd=str(tpl.path.parent),
+                            request_save_on_cell_execute=True,  # a notebook even if the kernel dies
+                            # the kernel's own log (transport warnings, shutdown noise) is not the
+                            # user's business; cell output still reaches the notebook
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                        )
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as e:  # every failure of the notebook is recorded
+                        exc = e
+                    if not (_died_at_start(exc) and attempt < KERNEL_START_ATTEMPTS):
+                        break
+                    log.warning("kernel %s died while starting (attempt %d); starting another", kernel, attempt)
                 if out_nb.is_file():
                     import nbformat
 

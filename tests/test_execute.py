@@ -199,3 +199,36 @@ def test_a_template_with_a_store_parameter_gets_the_runs_store(notebooks, store,
     assert run.parameters["store"] == str(store.path.resolve())
     other = str(tmp_path / "elsewhere")
     assert run_template(notebooks / "storeparam.ipynb", {"store": other}, store).record["scraps"]["store"] == other
+
+
+def _kernelspec(tmp_path, name: str, dies: str) -> None:
+    """A kernel that exits before answering: on its first start only, or always."""
+    spec_dir = tmp_path / "jupyter" / "kernels" / name
+    spec_dir.mkdir(parents=True)
+    script = spec_dir / "kernel.py"
+    script.write_text(
+        "import pathlib, sys\n"
+        "marker = pathlib.Path(__file__).with_name('started')\n"
+        f"if {dies!r} == 'always' or not marker.exists():\n"
+        "    marker.write_text('1')\n"
+        "    sys.exit(1)\n"
+        "from ipykernel import kernelapp\n"
+        "kernelapp.launch_new_instance()\n"
+    )
+    spec = {"argv": [sys.executable, str(script), "-f", "{connection_file}"], "display_name": name, "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(notebooks, store, tmp_path, monkeypatch):
+    _kernelspec(tmp_path, "flaky", dies="once")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    run = run_template(notebooks / "trivial.ipynb", {}, store, kernel_name="flaky")
+    assert run.succeeded and run.record["scraps"] == {"answer": 42}
+
+
+def test_a_kernel_that_never_starts_is_recorded_as_dead(notebooks, store, tmp_path, monkeypatch):
+    _kernelspec(tmp_path, "broken", dies="always")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    run = run_template(notebooks / "trivial.ipynb", {}, store, kernel_name="broken")
+    assert run.status == "failed"
+    assert run.record["error"]["kind"] == "dead_kernel" and run.record["error"]["cell_index"] is None
