@@ -90,11 +90,10 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
             result = parallel.execute_sweep(plan, backend, progress)
     except KeyboardInterrupt as exc:
         recorded = len(getattr(exc, "sweep_recorded", None) or [])
-        click.echo(
-            f"mlnb: sweep {plan.sweep_id} interrupted: {recorded} of {len(plan.tasks)} runs recorded, "
-            "the others cancelled; no partial run left",
-            err=True,
-        )
+        rest = ("the others cancelled; no partial run left" if backend.on_this_host else
+                "pending runs cancelled; runs already running on the cluster finish and are recorded")
+        click.echo(f"mlnb: sweep {plan.sweep_id} interrupted: {recorded} of {len(plan.tasks)} runs recorded, {rest}",
+                   err=True)
         sys.exit(EXIT_INTERRUPTED)
 
     if as_json:
@@ -131,6 +130,7 @@ def _fmt(value: Any, width: int = 28) -> str:
 
 
 def _print_summary(result) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -138,9 +138,12 @@ def _print_summary(result) -> None:
 
     plan = result.plan
     scraps = scrap_columns(result.rows)
-    table = Table(title=f"sweep {plan.sweep_id}: {plan.template.name}", title_justify="left")
-    for col in ("#", "run", "status", *plan.varying, *scraps):
-        table.add_column(col, no_wrap=True)
+    table = Table(title=f"sweep {plan.sweep_id}: {plan.template.name}", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("run", overflow="fold", min_width=16)  # whole, if need be on two lines
+    table.add_column("status", no_wrap=True)
+    for col in (*plan.varying, *scraps):
+        table.add_column(col, min_width=min(len(col), 10))
     styles = {"succeeded": "green", "failed": "red", "error": "red"}
     for row in result.rows:
         params = [_fmt(row["parameters"].get(n)) for n in plan.varying]
