@@ -21,6 +21,7 @@ from mlnb.cli_common import (
 from mlnb.cli_common import console as _console
 from mlnb.cli_common import echo_json as _echo_json
 from mlnb.cli_common import open_store as _store
+from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
 
 @click.group(cls=MlnbGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,21 +69,6 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, a
         _print_run_outcome(result)
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
-
-
-def _print_run_outcome(run) -> None:
-    rec = run.record
-    if run.succeeded:
-        click.echo(f"run {run.id} succeeded in {rec['duration_s']:.1f} s")
-    else:
-        err = rec["error"]
-        click.echo(
-            f"run {run.id} failed: {err['kind']} in cell {err['cell_index']}: "
-            f"{err['ename']}: {err['evalue']}".rstrip(": "),
-            err=True,
-        )
-    click.echo(f"  record:   {run.path / 'record.json'}")
-    click.echo(f"  notebook: {run.html_path}")
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -155,7 +141,7 @@ def runs_show(run_id, store_path, as_json):
             table.add_row(str(k), _short(v, 100))
         if table.row_count:
             console.print(table)
-    console.print(f"notebook: {run.html_path}")
+    click.echo(f"notebook: {run.html_path}")  # whole, never wrapped: it is copied and opened
 
 
 def _scrap_text(value: Any) -> Any:

@@ -63,3 +63,18 @@ def console():
 
     return Console(highlight=False, soft_wrap=False)
 
+
+def print_run_outcome(run) -> None:
+    """One line saying how a run ended, then where its record and rendered notebook are."""
+    rec = run.record
+    if run.succeeded:
+        click.echo(f"run {run.id} succeeded in {rec['duration_s']:.1f} s")
+    else:
+        err = rec["error"]
+        click.echo(
+            f"run {run.id} failed: {err['kind']} in cell {err['cell_index']}: "
+            f"{err['ename']}: {err['evalue']}".rstrip(": "),
+            err=True,
+        )
+    click.echo(f"  record:   {run.path / 'record.json'}")
+    click.echo(f"  notebook: {run.html_path}")

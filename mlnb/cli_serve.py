@@ -10,7 +10,8 @@ import sys
 
 import click
 
-from mlnb.cli import EXIT_CODES, _print_run_outcome, store_option
+from mlnb.cli_common import EXIT_CODES, store_option
+from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
 
 PREDICT_EPILOG = f"""\b

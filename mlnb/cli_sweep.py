@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mlnb.cli import EXIT_CODES, store_option
+from mlnb.cli_common import EXIT_CODES, store_option
 from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED
 
 SWEEP_EXIT_CODES = EXIT_CODES.replace(
@@ -68,7 +68,7 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     """Run TEMPLATE once per point of a parameter grid (or per data file), in parallel."""
     from mlnb import parallel
     from mlnb import params as params_mod
-    from mlnb.execute import find_template
+    from mlnb.execute import find_template, sigterm_as_interrupt
     from mlnb.store import Store
 
     if store_path and "://" in store_path:
@@ -86,7 +86,7 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     backend = parallel.make_backend(workers, scheduler, n_tasks=len(plan.tasks))
     progress = _progress(quiet)
     try:
-        with parallel.sigterm_as_interrupt(), progress:
+        with sigterm_as_interrupt(), progress:
             result = parallel.execute_sweep(plan, backend, progress)
     except KeyboardInterrupt as exc:
         recorded = len(getattr(exc, "sweep_recorded", None) or [])

@@ -20,6 +20,21 @@ if TYPE_CHECKING:
 TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
+def _table_format(p: Path) -> str:
+    """The format of a table file by extension, once it is known to exist and have bytes."""
+    fmt = TABLE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot read {str(p)!r}: unknown extension {p.suffix!r}; "
+            f"allowed: {', '.join(sorted(TABLE_FORMATS))}"
+        )
+    if not p.is_file():
+        raise DataError(f"cannot read {str(p)!r}: no such file")
+    if p.stat().st_size == 0:
+        raise DataError(f"cannot read {str(p)!r}: the file is empty")
+    return fmt
+
+
 def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
     """Read a CSV or Parquet file into a DataFrame, chosen by extension.
 
@@ -33,16 +48,7 @@ def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
     import pandas as pd
 
     p = Path(path)
-    fmt = TABLE_FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise DataError(
-            f"cannot read {str(p)!r}: unknown extension {p.suffix!r}; "
-            f"allowed: {', '.join(sorted(TABLE_FORMATS))}"
-        )
-    if not p.is_file():
-        raise DataError(f"cannot read {str(p)!r}: no such file")
-    if p.stat().st_size == 0:
-        raise DataError(f"cannot read {str(p)!r}: the file is empty")
+    fmt = _table_format(p)
     try:
         if fmt == "csv":
             df = pd.read_csv(p, **kwargs)
@@ -78,16 +84,7 @@ def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
         DataError: one line saying what is wrong with the file.
     """
     p = Path(path)
-    fmt = TABLE_FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise DataError(
-            f"cannot read {str(p)!r}: unknown extension {p.suffix!r}; "
-            f"allowed: {', '.join(sorted(TABLE_FORMATS))}"
-        )
-    if not p.is_file():
-        raise DataError(f"cannot read {str(p)!r}: no such file")
-    if p.stat().st_size == 0:
-        raise DataError(f"cannot read {str(p)!r}: the file is empty")
+    fmt = _table_format(p)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

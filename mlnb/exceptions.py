@@ -103,6 +103,10 @@ class UntrustedModel(MlnbError, ValueError):
         self.types = list(types or [])
 
 
+class BackendError(MlnbError, ConnectionError):
+    """A Dask scheduler that cannot be reached, or workers that cannot run a sweep."""
+
+
 class ConfigError(MlnbError, ValueError):
     """An ``mlnb.yaml`` that is missing a key or has a value that is not allowed."""
 

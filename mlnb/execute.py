@@ -124,6 +124,20 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
 INPUT_KINDS = ("table", "schema", "file")
 
 
+def prepare_parameters(template: Template, overrides: dict[str, Any], base: str | os.PathLike) -> dict[str, Any]:
+    """Every parameter's final value for a run, checked: what a run starts with.
+
+    Relative paths in ``overrides`` are taken from ``base``; names, types and declared
+    input files are checked.
+
+    Raises:
+        ParameterError, DataError, SchemaDefinitionError: before anything runs.
+    """
+    final = params_mod.resolve(template, _absolute_paths(dict(overrides), Path(base)))
+    _check_inputs(template, final)
+    return final
+
+
 def _check_inputs(template: Template, final: dict[str, Any]) -> None:
     """Refuse a missing or unreadable declared input before a run is started (exit 2)."""
     from mlnb.exceptions import DataError, SchemaDefinitionError
@@ -188,8 +202,8 @@ def _iso(t: datetime) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C for the duration, so cleanup runs either way."""
+def sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C for the duration (main thread only), so cleanup runs either way."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -297,7 +311,7 @@ def _blank_notebook():
     return nb
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Import and compile what finishing a run needs, while the kernel works."""
     from mlnb.scraps import read_scraps  # noqa: F401
 
@@ -372,13 +386,12 @@ def run_template(
         Interrupted: on Ctrl-C or SIGTERM, after removing the staged run.
     """
     tpl = template if isinstance(template, Template) else find_template(template)
-    final = params_mod.resolve(tpl, _absolute_paths(dict(parameters or {}), Path(paths_relative_to or Path.cwd())))
+    final = prepare_parameters(tpl, parameters or {}, paths_relative_to or Path.cwd())
     store = store if isinstance(store, Store) else Store(store)
     if "store" in tpl.parameters and "store" not in (parameters or {}):
         # a template that reads the store (the registry, earlier runs) reads this run's store
         final["store"] = str(store.path.resolve())
     kernel = kernel_name or tpl.kernel_name
-    _check_inputs(tpl, final)
     inputs = _input_files(tpl, final)
     run_id = run_id or new_run_id(tpl.name)
 
@@ -391,11 +404,11 @@ def run_template(
     started, t0 = _now(), time.perf_counter()
     # the host mostly waits on the kernel: meanwhile, prepare what finishing the run needs
     helpers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlnb-warm-up")
-    warm = helpers.submit(_warm_up)
+    warm = helpers.submit(warm_up)
     environment = helpers.submit(_environment, kernel)
     git = helpers.submit(_git_state, tpl.path.parent)
     helpers.shutdown(wait=False)
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             with store.staging(run_id) as staged:
                 out_nb = staged / records.NOTEBOOK_FILE
@@ -434,7 +447,12 @@ def run_template(
                     raise exc if exc is not None else RuntimeError("papermill wrote no notebook")
                 warm.result()
                 error = _classify(exc, nb)
-                scraps = _store_scraps(out_nb, artifacts)
+                try:
+                    scraps = _store_scraps(out_nb, artifacts)
+                except Exception as e:  # a payload scrapbook refuses: the run is failed, not lost
+                    scraps = {}
+                    error = error or {"kind": "exception", "cell_index": None, "ename": type(e).__name__,
+                                      "evalue": f"cannot read the notebook's scraps: {str(e).splitlines()[0][:300]}"}
                 render_html(out_nb, staged / records.HTML_FILE)
                 finished = _now()
                 record = {

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from mlnb.exceptions import DataError, MlnbError, ParameterError
+from mlnb.exceptions import BackendError, DataError, MlnbError, ParameterError
 from mlnb.store import Store, new_run_id
 
 if TYPE_CHECKING:
@@ -46,10 +46,6 @@ SUMMARY_TEMPLATE = "sweep.ipynb"
 #: Run statuses in a sweep's summary: the two of a record, and ``error`` for a run that
 #: could not be executed or committed at all (no record exists; the message says why).
 STATUSES = ("succeeded", "failed", "error")
-
-
-class BackendError(MlnbError, ConnectionError):
-    """A Dask scheduler that cannot be reached, or workers that cannot run the sweep."""
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -231,8 +227,7 @@ def plan_sweep(
     Raises:
         ParameterError, DataError, SchemaDefinitionError: a bad spec or a bad point.
     """
-    from mlnb import params as params_mod
-    from mlnb.execute import _absolute_paths, _check_inputs
+    from mlnb.execute import prepare_parameters
 
     base = Path(paths_relative_to or Path.cwd()).resolve()
     fixed = dict(fixed or {})
@@ -256,10 +251,9 @@ def plan_sweep(
     store_path = str(store.path.resolve())
     tasks = []
     for index, combo in enumerate(itertools.product(*axes.values())):
-        overrides = _absolute_paths({**fixed, **dict(zip(axes, combo))}, base)
+        overrides = {**fixed, **dict(zip(axes, combo))}
         try:
-            final = params_mod.resolve(template, overrides)
-            _check_inputs(template, final)
+            prepare_parameters(template, overrides, base)  # refuse a bad point before any runs
         except MlnbError as exc:
             point = ", ".join(f"{k}={json.dumps(v)}" for k, v in zip(axes, combo))
             raise type(exc)(f"{exc} (sweep point {index + 1}: {point or 'defaults'})") from exc
@@ -773,25 +767,7 @@ class _Preparing(SweepObserver):
 
         import papermill  # noqa: F401
 
-        execute._warm_up()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C for the duration (main thread only), so a sweep stopped
-    by a scheduler or CI timeout cancels its runs and cleans up the same way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        execute.warm_up()
 
 
 def summary_template() -> "Template":

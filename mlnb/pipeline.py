@@ -293,6 +293,17 @@ class _Pipeline:
         self.echo(f"  {step:<20} {run.status:<9} {run.id}")
         return run
 
+    def evaluate(self, step: str, version: int, data: Path) -> dict | None:
+        """Score a registered version on ``data`` with the ``evaluate`` template; its metrics."""
+        run = self.child(step, "evaluate", {
+            "model": f"{self.config.model.name}/{version}", "data": str(data),
+            "target": self.config.model.target, "store": str(self.store.path),
+            "baseline_if_unregistered": False,  # a pipeline never scores a stand-in model
+        })
+        if not run.succeeded:
+            self.fail(step, run)
+        return run.record["scraps"].get("metrics")
+
     def fail(self, step: str, run: Run) -> None:
         err = run.record["error"] or {}
         raise PipelineStepFailed(f"step {step} failed: {err.get('ename')}: {err.get('evalue')} (run {run.id})")
@@ -383,14 +394,7 @@ class _Pipeline:
         frame = read_table(batch)
         labelled = cfg.model.target in frame.columns and frame[cfg.model.target].notna().any()
         if production is not None and labelled:
-            e = self.child("evaluate_production", "evaluate", {
-                "model": f"{cfg.model.name}/{production['version']}", "data": str(batch),
-                "target": cfg.model.target, "store": str(self.store.path.resolve()),
-                "baseline_if_unregistered": False,
-            })
-            if not e.succeeded:
-                self.fail("evaluate_production", e)
-            current_metrics = e.record["scraps"].get("metrics")
+            current_metrics = self.evaluate("evaluate_production", production["version"], batch)
         if production is not None:
             self.decision.champion = {"version": production["version"], "metrics_at_training": production.get("metrics"),
                                       "metrics_on_batch": current_metrics}
@@ -432,24 +436,10 @@ class _Pipeline:
         new = registry.register(t.id, cfg.model.name, caused_by=self.id).version
         self.decision.registry_changes.append({"action": "register", "model": cfg.model.name, "version": new, "run": t.id})
 
-        ch = self.child("evaluate_challenger", "evaluate", {
-            "model": f"{cfg.model.name}/{new}", "data": str(holdout_path),
-            "target": cfg.model.target, "store": str(self.store.path.resolve()),
-                "baseline_if_unregistered": False,
-        })
-        if not ch.succeeded:
-            self.fail("evaluate_challenger", ch)
+        challenger_metrics = self.evaluate("evaluate_challenger", new, holdout_path) or {}
         champion_metrics = None
         if production is not None:
-            cp = self.child("evaluate_champion", "evaluate", {
-                "model": f"{cfg.model.name}/{production['version']}", "data": str(holdout_path),
-                "target": cfg.model.target, "store": str(self.store.path.resolve()),
-                "baseline_if_unregistered": False,
-            })
-            if not cp.succeeded:
-                self.fail("evaluate_champion", cp)
-            champion_metrics = cp.record["scraps"].get("metrics")
-        challenger_metrics = ch.record["scraps"].get("metrics") or {}
+            champion_metrics = self.evaluate("evaluate_champion", production["version"], holdout_path)
         self.decision.challenger = {"version": new, "metrics_on_holdout": challenger_metrics}
         if self.decision.champion is not None:
             self.decision.champion["metrics_on_holdout"] = champion_metrics
