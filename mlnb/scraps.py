@@ -65,6 +65,10 @@ def encode(name: str, value: Any) -> tuple[dict, dict]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"scrap name {name!r} must be a non-empty string")
+    if value is None:
+        # scrapbook's payload schema has no null: a bare None would make the notebook
+        # unreadable to scrapbook (and so to mlnb), so refuse it where it is glued
+        raise TypeError(f"scrap {name!r} is None; scrapbook cannot store a bare null: glue a value or skip it")
     if isinstance(value, str):
         encoder, data = "text", value
     elif _is_dataframe(value):

@@ -168,8 +168,14 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
+        raw = str(path if path is not None else default_store())
+        if "://" in raw:
+            raise StoreError(
+                f"store {raw!r} is a URL; a store is a directory with atomic rename (a local or "
+                "mounted file system, see docs/scale-out.md)"
+            )
         # absolute: kernels run in their template's directory, not the caller's
-        self.path = Path(path if path is not None else default_store()).expanduser().absolute()
+        self.path = Path(raw).expanduser().absolute()
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"store {str(self.path)!r} is a file; give a directory")
         self._synced = False

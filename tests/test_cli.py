@@ -193,3 +193,8 @@ def test_validate_gates_with_exit_codes(cli, tmp_path):
     assert record["status"] == "failed" and record["error"]["ename"] == "ValidationFailed"
     assert record["scraps"]["passed"] is False
     assert "temp_max" in record["error"]["evalue"] and "weather" in record["error"]["evalue"]
+
+
+def test_a_store_url_is_refused_with_the_reason(cli):
+    result = cli("runs", "list", "--store", "s3://bucket/runs")
+    _one_line_error(result, 2, "store 's3://bucket/runs' is a URL", "atomic rename")
