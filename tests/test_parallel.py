@@ -297,6 +297,10 @@ def dask_cluster(tmp_path_factory):
             for i in range(2)
         ]
         address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)  # tests count on both workers being there
         yield address, scheduler_file, {w.pid for w in workers}
     finally:
         for proc in reversed(procs):
