@@ -523,7 +523,9 @@ class DaskBackend(Backend):
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
-                    silence_logs=logging.ERROR,
+                    # a worker losing its scheduler while a sweep is cancelled logs an ERROR
+                    # with a traceback; failed runs are in their records, so keep stderr clean
+                    silence_logs=logging.CRITICAL,
                 )
             self.client = distributed.Client(self.cluster)
 
