@@ -16,7 +16,9 @@ from mlnb.cli_common import (
     EXIT_CODES,
     MlnbGroup,
     json_option,
+    kernel_option,
     store_option,
+    timeout_option,
 )
 from mlnb.cli_common import console as _console
 from mlnb.cli_common import echo_json as _echo_json
@@ -45,9 +47,8 @@ def main(debug: bool) -> None:
 @click.option("-f", "--parameters-file", "params_file", type=click.Path(), default=None,
               help="YAML file of parameters (-p wins over it).")
 @store_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds a cell may run before the run fails.")
-@click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel (default: the template's).")
+@timeout_option
+@kernel_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, as_json):
@@ -199,7 +200,7 @@ def runs_verify(run_id, store_path):
 @runs.command("reproduce")
 @click.argument("run_id")
 @store_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None)
+@timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def runs_reproduce(run_id, store_path, timeout, quiet):
     """Re-execute a run with the same template, parameters and inputs; report what differs."""

@@ -29,6 +29,11 @@ store_option = click.option(
     metavar="PATH",
     help="Run store (default: $MLNB_STORE, 'store:' in mlnb.yaml, else runs/).",
 )
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+    help="Seconds a cell may run before its run fails.",
+)
+kernel_option = click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel (default: the template's).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable format).")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, store_option
+from mlnb.cli_common import EXIT_CODES, kernel_option, store_option, timeout_option
 from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED
 
 SWEEP_EXIT_CODES = EXIT_CODES.replace(
@@ -58,9 +58,8 @@ the template and the store at the same paths (docs/scale-out.md).
 @click.option("--scrap", "scraps", multiple=True, metavar="NAME",
               help="Scraps to show in the summary (repeatable; default: every scalar scrap).")
 @store_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds a cell may run before its run fails.")
-@click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel (default: the template's).")
+@timeout_option
+@kernel_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output, only the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (stable format).")
 def sweep(template, grid, pairs, params_file, over, over_param, workers, scheduler, scraps, store_path,

@@ -27,9 +27,9 @@ from typing import Any
 from mlnb import _compat  # noqa: F401  (fast jsonschema import, before papermill)
 from mlnb import params as params_mod
 from mlnb import records
-from mlnb.exceptions import Interrupted, TemplateNotFound
+from mlnb.exceptions import Interrupted, TemplateError, TemplateNotFound
 from mlnb.params import Template
-from mlnb.store import Run, Store, new_run_id
+from mlnb.store import RUN_ID, Run, Store, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _absolute_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
 
 
 def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
-    """Fingerprint every parameter value that names an existing file, and declared inputs."""
+    """Fingerprint every parameter value (or list item) that names an existing file."""
     inputs = []
     seen = set()
     base = template.path.parent
@@ -145,6 +145,11 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
     declared = template.inputs
     kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
     for name, kind in kinds.items():
+        if kind not in INPUT_KINDS:
+            raise TemplateError(
+                f"template {template.name!r} declares input {name!r} of kind {kind!r}; "
+                f"allowed kinds: {', '.join(INPUT_KINDS)}"
+            )
         value = final.get(name)
         if not isinstance(value, str) or not value:
             continue
@@ -393,6 +398,8 @@ def run_template(
         final["store"] = str(store.path.resolve())
     kernel = kernel_name or tpl.kernel_name
     inputs = _input_files(tpl, final)
+    if run_id is not None and not RUN_ID.match(run_id):
+        raise ValueError(f"run_id {run_id!r} is not an id made by mlnb.store.new_run_id")
     run_id = run_id or new_run_id(tpl.name)
 
     import papermill as pm

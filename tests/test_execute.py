@@ -232,3 +232,15 @@ def test_a_kernel_that_never_starts_is_recorded_as_dead(notebooks, store, tmp_pa
     run = run_template(notebooks / "trivial.ipynb", {}, store, kernel_name="broken")
     assert run.status == "failed"
     assert run.record["error"]["kind"] == "dead_kernel" and run.record["error"]["cell_index"] is None
+
+
+def test_a_declared_input_of_unknown_kind_is_a_template_error(tmp_path, store):
+    from mlnb.exceptions import TemplateError
+
+    nb = json.loads((ROOT / "tests/notebooks/echo.ipynb").read_text())
+    nb["metadata"]["mlnb"] = {"inputs": {"data": "spreadsheet"}}
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps(nb))
+    with pytest.raises(TemplateError, match="kind 'spreadsheet'; allowed kinds: table, schema, file"):
+        run_template(path, {"data": str(path)}, store)
+    assert store.run_ids() == []
