@@ -70,11 +70,6 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     from mlnb.execute import find_template, sigterm_as_interrupt
     from mlnb.store import Store
 
-    if store_path and "://" in store_path:
-        from mlnb.exceptions import StoreError
-
-        raise StoreError(f"store {store_path!r} is a URL; give a directory that every worker mounts "
-                         "(object storage is not supported as a store: docs/scale-out.md)")
     store = Store(store_path)
     tpl = find_template(template)
     fixed = params_mod.load_params_file(params_file) if params_file else {}

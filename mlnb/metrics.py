@@ -687,7 +687,7 @@ def dump_model(model, path) -> dict:
     Raises:
         UntrustedModel: the model holds a type mlnb would refuse to load (nothing is written).
     """
-    import hashlib
+    from mlnb.records import sha256_bytes
     from pathlib import Path
 
     import skops.io as sio
@@ -702,4 +702,4 @@ def dump_model(model, path) -> dict:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return {"sha256": sha256_bytes(data), "bytes": len(data)}

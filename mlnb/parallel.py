@@ -99,12 +99,14 @@ def split_values(text: str) -> list[str]:
     Raises:
         ParameterError: unbalanced brackets or quotes.
     """
-    items, depth, quote, start = [], 0, None, 0
+    items, depth, quote, start, escaped = [], 0, None, 0, False
     for i, ch in enumerate(text):
         if quote:
-            if ch == "\\":
-                continue
-            if ch == quote and text[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
@@ -433,8 +435,6 @@ class SequentialBackend(Backend):
         for task in tasks:
             try:
                 result = fn(task)
-            except KeyboardInterrupt:
-                raise
             except Exception as exc:  # the run's own failure is data for the summary
                 result = exc
             yield task, result

@@ -240,23 +240,8 @@ def predict_table(
 
     columns = [str(c) for c in df.columns]
     check_columns(columns, features)
-    if keep is None:
-        keep = [c for c in columns if c not in features]
-    unknown = [c for c in keep if c not in columns]
-    if unknown:
-        raise ParameterError(
-            f"keep: column(s) {', '.join(map(repr, unknown))} not in the data; columns: {', '.join(columns)}",
-            name="keep",
-        )
     scorer = Scorer(model, task)
-    reserved = set(OUTPUT_COLUMNS) | {proba_column(c) for c in scorer.classes or []}
-    clash = [c for c in keep if c in reserved]
-    if clash:
-        raise ParameterError(
-            f"keep: column(s) {', '.join(map(repr, clash))} would clash with the output's own columns; "
-            f"leave them out of keep (reserved: {', '.join(sorted(reserved))})",
-            name="keep",
-        )
+    keep = check_keep(columns, features, keep, {proba_column(c) for c in scorer.classes or []})
     mask = df[features].isna()
     incomplete = mask.to_numpy().any(axis=1)
     n_missing = int(incomplete.sum())
@@ -363,6 +348,32 @@ class PredictOutcome:
     n_missing: int = 0
 
 
+def check_keep(columns: list[str], features: list[str], keep: list[str] | None, extra_reserved=()) -> list[str]:
+    """The input columns copied to the output: ``keep``, or every non-feature column.
+
+    Raises:
+        ParameterError: a kept column that is not in the data, or one named like a column
+            the output writes itself (``row``, ``prediction``, ``proba_<class>``...).
+    """
+    if keep is None:
+        keep = [c for c in columns if c not in features]
+    unknown = [c for c in keep if c not in columns]
+    if unknown:
+        raise ParameterError(
+            f"keep: column(s) {', '.join(map(repr, unknown))} not in the data; columns: {', '.join(columns)}",
+            name="keep",
+        )
+    reserved = set(OUTPUT_COLUMNS) | set(extra_reserved)
+    clash = [c for c in keep if c in reserved]
+    if clash:
+        raise ParameterError(
+            f"keep: column(s) {', '.join(map(repr, clash))} would clash with the output's own columns; "
+            f"leave them out of keep (reserved: {', '.join(sorted(reserved))})",
+            name="keep",
+        )
+    return keep
+
+
 def predict_file(
     uri: str,
     input_path: str | os.PathLike,
@@ -405,7 +416,10 @@ def predict_file(
         )
     with Registry(store) as registry:
         version = registry.get(uri)
-    check_columns(table_columns(input_path), version.features, where=f"input {str(input_path)!r}")
+    columns = table_columns(input_path)
+    check_columns(columns, version.features, where=f"input {str(input_path)!r}")
+    # the proba_<class> names need the model itself: the run checks those
+    check_keep(columns, version.features, list(keep) if keep is not None else None)
     store.ensure_writable()
     parameters = {
         "model": uri,

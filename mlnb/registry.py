@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import hashlib
 import json
 import os
 import re
@@ -743,7 +742,7 @@ class Registry:
             raise ArtifactTampered(
                 f"{mv.uri}: model artifact {path} is missing (was run {mv.run_id} removed?); refusing to load"
             ) from None
-        actual = hashlib.sha256(data).hexdigest()
+        actual = records.sha256_bytes(data)
         if actual != mv.sha256:
             raise ArtifactTampered(
                 f"{mv.uri}: model artifact {path} changed since it was registered (sha256 {actual[:12]}…, "

@@ -1018,7 +1018,7 @@ def read_shadow_log(path: str | os.PathLike) -> ShadowRecords:
     was analysed even while a server appends. Lines that are not whole JSON objects of
     schema ``mlnb.shadow/1`` (say, a last line cut by a crash) are skipped and counted.
     """
-    import hashlib
+    from mlnb.records import sha256_bytes
 
     import pandas as pd
 
@@ -1053,7 +1053,7 @@ def read_shadow_log(path: str | os.PathLike) -> ShadowRecords:
     table = pd.DataFrame(flat, columns=columns)
     if len(table):
         table["time"] = pd.to_datetime(table["time"], utc=True)
-    return ShadowRecords(table, features, skipped, hashlib.sha256(data).hexdigest(), len(data))
+    return ShadowRecords(table, features, skipped, sha256_bytes(data), len(data))
 
 
 def version_pairs(table: "pd.DataFrame") -> "pd.DataFrame":

@@ -171,8 +171,8 @@ class Store:
         raw = str(path if path is not None else default_store())
         if "://" in raw:
             raise StoreError(
-                f"store {raw!r} is a URL; a store is a directory with atomic rename (a local or "
-                "mounted file system, see docs/scale-out.md)"
+                f"store {raw!r} is a URL: object storage is not supported as a store; give a "
+                "directory with atomic rename that every worker mounts (docs/scale-out.md)"
             )
         # absolute: kernels run in their template's directory, not the caller's
         self.path = Path(raw).expanduser().absolute()

@@ -49,6 +49,8 @@ def _indexed_ids(store_path: Path) -> set[str]:
         ('"a,b",c', ['"a,b"', "c"]),
         ("'x,y'", ["'x,y'"]),
         ("single", ["single"]),
+        ('"a\\\\",c', ['"a\\\\"', "c"]),  # a JSON string ending in a backslash
+        ('"say \\"hi\\", ok",d', ['"say \\"hi\\", ok"', "d"]),
     ],
 )
 def test_split_values_keeps_commas_inside_brackets_and_quotes(text, items):

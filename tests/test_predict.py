@@ -182,6 +182,8 @@ def test_predict_template_with_a_version_csv_output_and_imputation(store, produc
         (["weather@production", "--output-name", "x.txt"], "unknown extension '.txt'"),
         (["weather@production", "--drop", "wind"], "lacks the model's feature column(s) 'wind'"),
         (["weather@production", "--output-name", "missing-dir/x.csv"], "does not exist"),
+        (["weather@production", "--keep", "nosuch"], "keep: column(s) 'nosuch' not in the data"),
+        (["weather@production", "--add", "prediction"], "keep: column(s) 'prediction' would clash"),
     ],
 )
 def test_mlnb_predict_refuses_bad_input_before_running(store, cli, tmp_path, args, fragment):
@@ -192,10 +194,13 @@ def test_mlnb_predict_refuses_bad_input_before_running(store, cli, tmp_path, arg
         output = rest[rest.index("--output-name") + 1]
     if "--drop" in rest:
         df = df.drop(columns=rest[rest.index("--drop") + 1])
+    if "--add" in rest:
+        df[rest[rest.index("--add") + 1]] = "x"
     df.to_csv(tmp_path / "in.csv", index=False)
     before = store.run_ids()
+    keep = ["--keep", rest[rest.index("--keep") + 1]] if "--keep" in rest else []
     result = cli("predict", uri, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / output),
-                 "--store", str(store.path))
+                 "--store", str(store.path), *keep)
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mlnb: error: ") and fragment in lines[0], lines

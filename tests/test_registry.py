@@ -24,7 +24,7 @@ import pytest
 from mlnb import metrics, records
 from mlnb.exceptions import ArtifactTampered, ModelNotFound, RegistryError, RunNotFound
 from mlnb.metrics import UntrustedModel
-from mlnb.registry import Registry, parse_uri
+from mlnb.registry import Registry, parse_uri, replay
 from mlnb.store import Store
 
 from .conftest import ROOT
@@ -518,7 +518,7 @@ def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(registry
     for event in history:
         assert event.from_version == replayed.get((event.name, event.alias)), event
         replayed[(event.name, event.alias)] = event.to_version
-    assert replayed == registry.aliases()
+    assert replayed == registry.aliases() == replay(history)
     # and every rollback undid the latest move not yet undone
     stack = []
     for event in history:

@@ -185,8 +185,11 @@ def test_predictions_equal_model_predict_on_the_same_rows(server, models, rows):
     response = server.predict(batch)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == {"uri": "weather@production", "name": "weather", "version": 2,
-                             "run_id": body["model"]["run_id"]}
+    from mlnb.registry import Registry
+
+    with Registry(server.store) as registry:
+        run_id = registry.get("weather/2").run_id
+    assert body["model"] == {"uri": "weather@production", "name": "weather", "version": 2, "run_id": run_id}
     assert response.headers["x-model-version"] == "2" and response.headers["x-model-name"] == "weather"
     expected = models[2].predict(batch)
     proba = models[2].predict_proba(batch)
