@@ -435,6 +435,8 @@ class SequentialBackend(Backend):
         for task in tasks:
             try:
                 result = fn(task)
+            except KeyboardInterrupt:  # mlnb's Interrupted is both an Exception and this: stop
+                raise
             except Exception as exc:  # the run's own failure is data for the summary
                 result = exc
             yield task, result
