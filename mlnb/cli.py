@@ -61,15 +61,33 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, a
     values = params_mod.load_params_file(params_file) if params_file else {}
     for name, text in pairs:
         values[name] = params_mod.parse_cli_value(text, tpl.parameters.get(name))
+    config = _project_config(tpl, values)
     store.ensure_writable()
     result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
-                          progress=not quiet and sys.stderr.isatty())
+                          progress=not quiet and sys.stderr.isatty(), config=config)
     if as_json:
         _echo_json(result.record)
     else:
         _print_run_outcome(result)
     if not result.succeeded:
         sys.exit(EXIT_FAILED)
+
+
+def _project_config(tpl, values: dict):
+    """The project's mlnb.yaml when the template takes defaults from it (said on stderr)."""
+    if not tpl.config_keys:
+        return None
+    from mlnb.config import find_config, load_config
+    from mlnb.execute import project_defaults
+
+    path = find_config()
+    if path is None:
+        return None
+    config = load_config(path)
+    used = {k: v for k, v in project_defaults(tpl, config).items() if k not in values}
+    if used:
+        click.echo(f"mlnb: from {path}: " + ", ".join(f"{k}={_short(v, 50)}" for k, v in used.items()), err=True)
+    return config
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -232,14 +250,21 @@ def runs_reindex(store_path):
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite the example files if mlnb.yaml exists.")
-def init(directory, force):
-    """Write a working example project into DIRECTORY: mlnb.yaml, real data, templates."""
+@click.option("--data", "data", default=None, type=click.Path(dir_okay=False),
+              help="Your table (CSV or Parquet): the project's reference data.")
+@click.option("--target", default=None, help="The column of --data to predict.")
+@click.option("--force", is_flag=True, help="Overwrite the project files if mlnb.yaml exists.")
+def init(directory, data, target, force):
+    """Write a project into DIRECTORY: an mlnb.yaml for --data/--target, or the example project."""
     from mlnb.project import init_project
 
-    written = init_project(directory, force=force)
+    written = init_project(directory, force=force, data=data, target=target)
     click.echo(f"wrote {len(written)} files into {directory}")
-    click.echo(f"next: cd {directory} && mlnb pipeline run")
+    if data is None:
+        click.echo(f"next: cd {directory} && mlnb pipeline run")
+    else:
+        click.echo(f"review {directory}/mlnb.yaml, put new batches into {directory}/data/batches/, then: "
+                   f"cd {directory} && mlnb pipeline run --current data/batches/BATCH")
 
 
 PIPELINE_EXIT_CODES = """\b
@@ -328,6 +353,10 @@ from mlnb.cli_serve import predict, serve  # noqa: E402  (needs the helpers abov
 
 main.add_command(predict)
 main.add_command(serve)
+
+from mlnb.cli_labels import labels  # noqa: E402  (registered after main exists)
+
+main.add_command(labels)
 
 
 if __name__ == "__main__":  # pragma: no cover
