@@ -157,6 +157,8 @@ class PredictionLog:
         """Write ``lines`` with one ``write``; return the bytes written."""
         if not lines:
             return 0
+        if self.inputs == "hash":  # whatever the caller built, this log keeps no feature values
+            lines = [{k: v for k, v in e.items() if k != "features"} for e in lines]
         payload = "".join(
             json.dumps(e, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str) + "\n"
             for e in lines

@@ -85,7 +85,11 @@ ENV = {
     "max_rows": "MLNB_SERVE_MAX_ROWS",
     "shadow_log": "MLNB_SERVE_SHADOW_LOG",
     "shadow_wait": "MLNB_SERVE_SHADOW_WAIT",
+    "prediction_log": "MLNB_SERVE_PREDICTION_LOG",
+    "log_inputs": "MLNB_SERVE_LOG_INPUTS",
 }
+#: ``prediction_log`` value that turns the prediction log off.
+NO_PREDICTION_LOG = "off"
 
 
 def _iso(t: float) -> str:
@@ -349,6 +353,11 @@ class ServeMetrics:
         self.shadow_latency = Histogram("mlnb_shadow_latency_seconds",
                                         "Time of one shadow scoring call (a micro-batch).", registry=r,
                                         buckets=_LATENCY_BUCKETS)
+        self.logged = Counter("mlnb_prediction_log_rows", "Rows written to the prediction log: written, error.",
+                              ["outcome"], registry=r)
+        if not self.multiprocess:
+            r.register(ClassShares(self.predictions.collect))
+        self.extra: list = []  # collectors added to every exposition (the monitor's gauges)
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -357,12 +366,57 @@ class ServeMetrics:
             from prometheus_client import multiprocess
 
             merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged)
+            files = multiprocess.MultiProcessCollector(merged)
+            merged.register(ClassShares(files.collect))
+            for collector in self.extra:
+                merged.register(collector)
             return generate_latest(merged), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if not self.extra:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        combined = CollectorRegistry(auto_describe=False)
+        for collector in (self.registry, *self.extra):
+            combined.register(collector)
+        return generate_latest(combined), CONTENT_TYPE_LATEST
 
     def served(self, role: str, served: ServedModel) -> None:
         self.version.labels(role, served.uri, served.name).set(served.version)
+
+
+class ClassShares:
+    """``mlnb_class_share{name, version, class}``: each class's share of a version's predictions.
+
+    Computed at scrape time from ``mlnb_predictions_total`` (read through ``source``, the
+    counter's own ``collect`` or the multiprocess collector's), so it needs no state of its
+    own and covers every worker. Shares since the server started; for a recent window,
+    divide rates in PromQL (the Grafana dashboard does).
+    """
+
+    def __init__(self, source: Callable):
+        self.source = source
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        counts: dict[tuple[str, str], dict[str, float]] = {}
+        for family in self.source():
+            if family.name != "mlnb_predictions":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["name"], sample.labels["version"])
+                    per_class = counts.setdefault(key, {})
+                    per_class[sample.labels["class"]] = per_class.get(sample.labels["class"], 0.0) + sample.value
+        share = GaugeMetricFamily("mlnb_class_share", "Share of each class in a version's predictions since start.",
+                                  labels=["name", "version", "class"])
+        for (name, version), per_class in counts.items():
+            total = sum(per_class.values())
+            for label, n in per_class.items():
+                if total > 0:
+                    share.add_metric([name, version, label], n / total)
+        yield share
 
 
 # -- the shadow log --------------------------------------------------------------------------------
@@ -598,6 +652,8 @@ class ServeSettings:
     max_rows: int = DEFAULT_MAX_ROWS
     shadow_log: str | None = None
     shadow_wait: float = DEFAULT_SHADOW_WAIT
+    prediction_log: str | None = None  # a directory; None: <store>/predictions/<name>; "off": no log
+    log_inputs: str = "features"  # what the prediction log keeps of the inputs: "features" or "hash"
 
     def __post_init__(self):
         if not (isinstance(self.poll_interval, (int, float)) and self.poll_interval > 0):
@@ -606,6 +662,11 @@ class ServeSettings:
             raise ParameterError(f"max rows == {self.max_rows!r}, must be a whole number >= 1", name="max_rows")
         if not (isinstance(self.shadow_wait, (int, float)) and self.shadow_wait >= 0):
             raise ParameterError(f"shadow wait == {self.shadow_wait!r}, must be >= 0 seconds", name="shadow_wait")
+        from mlnb.predlog import INPUT_MODES
+
+        if self.log_inputs not in INPUT_MODES:
+            raise ParameterError(f"log inputs == {self.log_inputs!r}; allowed: {', '.join(INPUT_MODES)}",
+                                 name="log_inputs")
 
     def to_env(self) -> dict[str, str]:
         out = {}
@@ -704,6 +765,15 @@ def create_app(settings: ServeSettings | str, **options):
         shadow_path = Path(settings.shadow_log) if settings.shadow_log else shadow_log_path(store, primary.current.name)
         scorer_thread = ShadowScorer(shadow, ShadowLog(shadow_path), metrics, wait=settings.shadow_wait)
 
+    prediction_log = None
+    if settings.prediction_log != NO_PREDICTION_LOG:
+        from mlnb.monitor import MonitorCollector
+        from mlnb.predlog import PredictionLog, log_dir
+
+        prediction_log = PredictionLog(settings.prediction_log or log_dir(store, primary.current.name),
+                                       inputs=settings.log_inputs)
+        metrics.extra.append(MonitorCollector(store.path, primary.current.name))
+
     def on_switch(slot, old, new):
         metrics.switches.labels(slot.role).inc()
         metrics.served(slot.role, new)
@@ -729,6 +799,8 @@ def create_app(settings: ServeSettings | str, **options):
             follower.stop()
             if scorer_thread is not None:
                 scorer_thread.stop()
+            if prediction_log is not None:
+                prediction_log.close()
             limiter.restore_original_limits()
             if metrics.multiprocess:
                 from prometheus_client import multiprocess
@@ -747,6 +819,7 @@ def create_app(settings: ServeSettings | str, **options):
     )
     app.state.primary, app.state.shadow, app.state.metrics = primary, shadow, metrics
     app.state.follower, app.state.shadow_scorer, app.state.settings = follower, scorer_thread, settings
+    app.state.prediction_log = prediction_log
 
     from pydantic import BaseModel, Field
 
@@ -833,9 +906,13 @@ def create_app(settings: ServeSettings | str, **options):
             out = [{"prediction": p} for p in predictions]
         response = respond({"model": served.info(), "request_id": request_id, "predictions": out}, 200, served,
                            request_id)
+        received = time.time()
+        dumped = [r.model_dump(by_alias=True) for r in rows] if scorer_thread is not None or prediction_log is not None else None
+        if prediction_log is not None:
+            write_prediction_log(prediction_log, metrics, request_id, received, dumped, served, predictions,
+                                 probabilities)
         if scorer_thread is not None:
-            scorer_thread.submit(ShadowJob(request_id, time.time(), [r.model_dump(by_alias=True) for r in rows],
-                                           served, predictions, probabilities, score_ms))
+            scorer_thread.submit(ShadowJob(request_id, received, dumped, served, predictions, probabilities, score_ms))
         version = str(served.version)
         metrics.rows.labels(served.name, version).inc(len(rows))
         if served.task == "classification":
@@ -893,6 +970,22 @@ def create_app(settings: ServeSettings | str, **options):
     return app
 
 
+def write_prediction_log(prediction_log, metrics: ServeMetrics, request_id: str, received: float, rows: list[dict],
+                         served: ServedModel, predictions: list, probabilities: list | None) -> None:
+    """Append one answered request to the prediction log; a failing disk is counted, never a failed answer."""
+    from mlnb.predlog import entries
+
+    try:
+        lines = entries(request_id, received, rows, name=served.name, version=served.version, uri=served.uri,
+                        task=served.task, target=served.target, features=served.features, predictions=predictions,
+                        probabilities=probabilities, classes=served.scorer.classes, inputs=prediction_log.inputs)
+        prediction_log.append(lines)
+        metrics.logged.labels("written").inc(len(lines))
+    except (OSError, ValueError, TypeError) as exc:
+        metrics.logged.labels("error").inc(len(rows))
+        log.error("cannot write request %s to the prediction log %s: %s", request_id, prediction_log.directory, exc)
+
+
 def app_from_env():
     """The app configured by environment variables (:data:`ENV`), for uvicorn/gunicorn workers.
 
@@ -925,6 +1018,8 @@ def serve(
     max_rows: int = DEFAULT_MAX_ROWS,
     shadow_log: str | os.PathLike | None = None,
     shadow_wait: float = DEFAULT_SHADOW_WAIT,
+    prediction_log: str | os.PathLike | None = None,
+    log_inputs: str | None = None,
     access_log: bool = True,
     log_level: str = "info",
 ) -> None:
@@ -934,7 +1029,10 @@ def serve(
     error before anything listens. With ``workers`` > 1, uvicorn starts that many processes
     (each loads the models, follows the registry and appends to the same shadow log); their
     metrics are merged through prometheus_client's multiprocess mode, in
-    ``PROMETHEUS_MULTIPROC_DIR`` or a temporary directory removed at exit.
+    ``PROMETHEUS_MULTIPROC_DIR`` or a temporary directory removed at exit. Every answered
+    row goes to the prediction log (``prediction_log``, default ``<store>/predictions/<name>``,
+    ``"off"`` for none; ``log_inputs`` ``"features"`` or ``"hash"``; also read from
+    ``MLNB_SERVE_PREDICTION_LOG`` and ``MLNB_SERVE_LOG_INPUTS``).
 
     Raises:
         ModelNotFound, RegistryError, ArtifactTampered, StoreError, ParameterError: before serving.
@@ -953,8 +1051,11 @@ def serve(
     from mlnb.store import Store
 
     store_path = str(Store(store).path.resolve())
+    prediction_log = prediction_log or os.environ.get(ENV["prediction_log"]) or None
     settings = ServeSettings(uri, shadow, store_path, poll_interval, max_rows,
-                             str(shadow_log) if shadow_log else None, shadow_wait)
+                             str(shadow_log) if shadow_log else None, shadow_wait,
+                             str(prediction_log) if prediction_log else None,
+                             log_inputs or os.environ.get(ENV["log_inputs"]) or "features")
     options = {"host": host, "port": port, "access_log": access_log, "log_config": log_config(log_level),
                "log_level": log_level}
     if workers == 1:
