@@ -190,3 +190,23 @@ def test_no_log_is_a_clear_error(tmp_path):
         predlog.read_log(tmp_path / "nothing")
     with pytest.raises(ParameterError, match="allowed: features, hash"):
         predlog.PredictionLog(tmp_path, inputs="all")
+
+
+def labelled_store(base: Path) -> dict:
+    """:func:`served_store`, plus one ``labels`` run: the true diagnosis of the first 150 requests."""
+    from mlnb.labels import add_file
+
+    info = served_store(base)
+    done = base / "labelled.json"
+    with open(base / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return json.loads(done.read_text())
+        served = pd.DataFrame(info["served"])
+        path = base / "outcomes.csv"
+        served.iloc[:150][["request_id", "diagnosis"]].to_csv(path, index=False)
+        outcome = add_file(path, info["store"], "cancer")
+        assert outcome.run.succeeded, outcome.run.record["error"]
+        info = {**info, "labels_run": outcome.run.id, "labels_file": str(path)}
+        done.write_text(json.dumps(info))
+        return info
