@@ -102,11 +102,13 @@ def runs():
 @click.option("--template", default=None, help="Only runs of this template.")
 @click.option("--status", type=click.Choice(["succeeded", "failed"]), default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many (newest first).")
+@click.option("--filter", "filter_expr", default=None, metavar="EXPR",
+              help="Only runs that match, e.g. \"template = 'train' and metrics.f1 > 0.8\" (docs/ui.md).")
 @store_option
 @json_option
-def runs_list(template, status, limit, store_path, as_json):
+def runs_list(template, status, limit, filter_expr, store_path, as_json):
     """List runs, newest first."""
-    items = _store(store_path).list_runs(template=template, status=status, limit=limit)
+    items = _store(store_path).list_runs(template=template, status=status, limit=limit, filter=filter_expr)
     if as_json:
         _echo_json(items)
         return
@@ -353,6 +355,10 @@ from mlnb.cli_serve import predict, serve  # noqa: E402  (needs the helpers abov
 
 main.add_command(predict)
 main.add_command(serve)
+
+from mlnb.cli_ui import ui  # noqa: E402  (registered after main exists)
+
+main.add_command(ui)
 
 from mlnb.cli_labels import labels  # noqa: E402  (registered after main exists)
 

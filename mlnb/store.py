@@ -300,8 +300,16 @@ class Store:
         status: str | None = None,
         parent: str | None = None,
         limit: int | None = None,
+        filter: str | None = None,
     ) -> list[dict]:
-        """Runs from the index, newest first, as dicts (parameters and scraps decoded)."""
+        """Runs from the index, newest first, as dicts (parameters and scraps decoded).
+
+        ``filter`` is an expression of :mod:`mlnb.filters` (``metrics.f1 > 0.8 and
+        params.seed = 1``); a filter that does not parse raises FilterError.
+        """
+        from mlnb.filters import compile_filter
+
+        filter_sql, filter_args = compile_filter(filter)
         if not self.path.is_dir():
             return []
         if not self._synced:
@@ -312,6 +320,9 @@ class Store:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if filter_sql != "1":
+            where.append(f"({filter_sql})")
+            args.extend(filter_args)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started DESC, id DESC"
@@ -329,16 +340,17 @@ class Store:
             out.append(item)
         return out
 
-    def runs(self, template: str | None = None, status: str | None = None) -> "pd.DataFrame":
+    def runs(self, template: str | None = None, status: str | None = None, filter: str | None = None) -> "pd.DataFrame":
         """Runs as a DataFrame, one row per run, newest first; scraps become columns.
 
         Scalar scraps get a column each (``scrap.<name>``) so values can be plotted across
-        runs; tables stay in their run (``store.get(id).scrap(name)``).
+        runs; tables stay in their run (``store.get(id).scrap(name)``). ``filter`` is an
+        expression of :mod:`mlnb.filters`, as for :meth:`list_runs`.
         """
         import pandas as pd
 
         rows = []
-        for item in self.list_runs(template=template, status=status):
+        for item in self.list_runs(template=template, status=status, filter=filter):
             row = {k: item[k] for k in ("id", "template", "status", "started", "duration_s", "parent")}
             row["parameters"] = item["parameters"]
             for name, value in item["scraps"].items():
