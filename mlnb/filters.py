@@ -19,7 +19,8 @@ Grammar (keywords are case-insensitive)::
 ``NAME`` may go deeper with dots (``scrap.decision.outcome``); ``metrics.NAME`` is short for
 ``scrap.metrics.NAME``; ``time`` is ``started``. Times are ISO text, so
 ``started >= '2026-11'`` keeps November 2026 and later. ``~`` keeps text that contains the
-value (case-insensitive). A parameter or scrap a run does not have is never equal to
+value (case-insensitive). Inside text, a backslash takes the next character as it is
+(``'it\\'s'``). A parameter or scrap a run does not have is never equal to
 anything but ``null``, and ``!=`` keeps it.
 
 A filter that does not parse raises :class:`FilterError`, one line naming the position (1
