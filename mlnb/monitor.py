@@ -22,8 +22,9 @@ What the ``monitor`` template computes, as pure functions:
   being the reference's per-row standard deviation over √n for accuracy and MAE, else a
   bootstrap of the reference scaled by √(m/n). Thresholds come from the reference cut
   into chunks of the analysis chunks' size: mean ± 3 standard deviations of their realized
-  values (NannyML's default), or ± 3 standard errors when the reference makes fewer than
-  three chunks; both are clipped to the metric's range.
+  values (NannyML's default), the deviation never below one chunk's standard error (a few
+  reference chunks can agree by chance), or ± 3 standard errors when the reference makes
+  fewer than three chunks; both are clipped to the metric's range.
 - **The trigger** :func:`estimated_performance_trigger`: from a monitor run (or its
   chunks table), a metric and a minimum or maximum by the metric's direction: fired or
   not, the value, its band and a sentence that says so.
@@ -364,8 +365,10 @@ def confusion_metrics(matrix: "np.ndarray") -> dict[str, float]:
 def _encode(values, classes: list[str]) -> "np.ndarray":
     import numpy as np
 
+    from mlnb.labels import _class_text
+
     lookup = {c: i for i, c in enumerate(classes)}
-    text = np.asarray(values).astype(str)
+    text = np.array([_class_text(v) for v in values], dtype=object)  # 1.0 (a label column with gaps) is "1"
     out = np.array([lookup.get(v, -1) for v in text], dtype=np.int64)
     if (out < 0).any():
         bad = sorted(set(text[out < 0]))[:5]
@@ -378,6 +381,10 @@ def _encode(values, classes: list[str]) -> "np.ndarray":
 
 class LossModel:
     """Direct loss estimation: gradient boosting of a regressor's absolute and squared error.
+
+    The loss model is kept shallow (depth 2, leaves of at least a tenth of the reference,
+    L2-regularised): a reference of a few hundred rows is noisy, and a deep model of its
+    losses overstates the error of every unusual row.
 
     Fitted on reference rows (features, the model's prediction, the true value); predicts
     each row's expected loss from its features and prediction alone. Estimates for the
@@ -400,7 +407,8 @@ class LossModel:
         from mlnb.metrics import build_pipeline
 
         return build_pipeline("sklearn.ensemble.HistGradientBoostingRegressor",
-                              {"max_iter": 100, "learning_rate": 0.05, "min_samples_leaf": 20}, frame, seed=self.seed)
+                              {"max_iter": 100, "learning_rate": 0.03, "max_depth": 2,
+                               "min_samples_leaf": max(20, len(frame) // 10), "l2_regularization": 1.0}, frame, seed=self.seed)
 
     def fit(self, X: "pd.DataFrame", prediction, y_true) -> "LossModel":
         import numpy as np
@@ -651,9 +659,14 @@ def estimate(
             scale, how = sd * math.sqrt(boot_size), f"bootstrap of {boot_size} reference rows, scaled by sqrt({boot_size}/rows)"
         values = np.array([v[m] for v in ref_chunk_values], dtype=float)
         if n_ref_chunks >= 3:
-            mean, sd = float(np.nanmean(values)), float(np.nanstd(values))
-            lower, upper = mean - THRESHOLD_STD * sd, mean + THRESHOLD_STD * sd
-            thresholds = f"mean ± {THRESHOLD_STD:g} sd of {n_ref_chunks} reference chunks of ~{typical} rows"
+            # a few reference chunks can agree by chance: the spread is never taken below the
+            # standard error of a chunk of that size, which sampling alone produces
+            mean, sd = float(np.nanmean(values)), float(np.nanstd(values, ddof=1))
+            floor = scale / math.sqrt(typical) if math.isfinite(scale) else 0.0
+            spread = max(sd, floor)
+            lower, upper = mean - THRESHOLD_STD * spread, mean + THRESHOLD_STD * spread
+            thresholds = (f"mean ± {THRESHOLD_STD:g} sd of {n_ref_chunks} reference chunks of ~{typical} rows"
+                          + (" (sd raised to the standard error of one chunk)" if floor > sd else ""))
         else:
             se = scale / math.sqrt(typical)
             lower, upper = ref_all[m] - BAND * se, ref_all[m] + BAND * se
