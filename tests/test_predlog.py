@@ -210,3 +210,30 @@ def labelled_store(base: Path) -> dict:
         info = {**info, "labels_run": outcome.run.id, "labels_file": str(path)}
         done.write_text(json.dumps(info))
         return info
+
+
+def test_the_grafana_dashboard_parses_and_queries_only_exported_metrics(served):
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent / "grafana"
+    dashboard = json.loads((root / "dashboards" / "mlnb.json").read_text())
+    exported = {family.name for family in text_string_to_metric_families(served["metrics"])}
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    queries += [v["definition"] for v in dashboard["templating"]["list"]]
+    assert len(dashboard["panels"]) >= 8 and all(p["targets"] for p in dashboard["panels"])
+    for query in queries:
+        names = re.findall(r"\bmlnb_[a-z_]+", query)
+        assert names, query
+        for name in names:
+            base = re.sub(r"_(total|bucket|count|sum)$", "", name)
+            assert base in exported or name in exported, f"{name} in {query!r} is not exported by mlnb serve"
+    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in ("prediction rate", "latency", "class shares", "estimated and realized", "drift"):
+        assert topic in titles
+    datasource = yaml.safe_load((root / "provisioning" / "datasources" / "prometheus.yaml").read_text())
+    uids = {d["uid"] for d in datasource["datasources"]}
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} <= uids
+    provider = yaml.safe_load((root / "provisioning" / "dashboards" / "mlnb.yaml").read_text())
+    assert provider["providers"][0]["type"] == "file"
