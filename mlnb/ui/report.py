@@ -57,7 +57,12 @@ def strip_inputs(html: str) -> str | None:
             continue
         tag_end = html.index(">", m.end()) + 1
         out.append(html[pos:m.start()])
-        out.append(f'<div class="jp-Cell jp-CodeCell{m.group("rest")} jp-mod-noInput"')
+        # where nbconvert's lab template puts it: after jp-mod-noOutputs, before the cell tags
+        classes = m.group("rest").split()
+        anchor = "jp-mod-noOutputs" if "jp-mod-noOutputs" in classes else "jp-Notebook-cell"
+        at = classes.index(anchor) + 1 if anchor in classes else len(classes)
+        classes.insert(at, "jp-mod-noInput")
+        out.append(f'<div class="jp-Cell jp-CodeCell {" ".join(classes)}"')
         out.append(html[m.end():tag_end])
         pos = tag_end
         ahead = html[pos:pos + 200].lstrip()
