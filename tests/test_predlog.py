@@ -12,6 +12,7 @@ import fcntl
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +238,28 @@ def test_the_grafana_dashboard_parses_and_queries_only_exported_metrics(served):
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} <= uids
     provider = yaml.safe_load((root / "provisioning" / "dashboards" / "mlnb.yaml").read_text())
     assert provider["providers"][0]["type"] == "file"
+
+
+def test_batch_predictions_read_as_the_same_kind_of_table(served, tmp_path):
+    from mlnb.predict import predict_file
+    from mlnb.store import Store
+
+    batch = pd.DataFrame(served["served"]).iloc[:30]
+    path = tmp_path / "batch.csv"
+    batch.drop(columns=["diagnosis"]).to_csv(path, index=False)
+    store = Store(tmp_path / "store")
+    shutil.copytree(served["store"], store.path, ignore=shutil.ignore_patterns(".staging", "predictions"))
+    for name in os.listdir(store.path):
+        if name.startswith("mlnb.sqlite"):
+            os.chmod(store.path / name, 0o644)
+    outcome = predict_file("cancer@production", path, tmp_path / "out.parquet", store)
+    assert outcome.run.succeeded, outcome.run.record["error"]
+    batch_table = predlog.from_predict_run(outcome.run)
+    logged = predlog.read_log(predlog.log_dir(served["store"], "cancer"))
+    assert list(batch_table.table.columns[:8]) == list(logged.table.columns[:8])
+    assert batch_table.classes == logged.classes and batch_table.features == FEATURES
+    joined = batch_table.table.merge(logged.table, on=["request_id", "row"], suffixes=("", "_served"))
+    assert len(joined) == 30  # the kept request ids are the served ones
+    assert (joined["prediction"] == joined["prediction_served"]).all()
+    assert np.allclose(joined["proba_benign"], joined["proba_benign_served"])
+    assert np.allclose(joined["worst area"], joined["worst area_served"])
