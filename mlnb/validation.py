@@ -42,8 +42,12 @@ if TYPE_CHECKING:
 DTYPES = ("int", "float", "bool", "str", "category", "datetime")
 
 #: Names of the checks in :attr:`ValidationResult.checks`, in the order they are listed.
+#: The ``expected_*`` checks are *expectations*: what a new batch of the same population
+#: may exceed a little, reported as warnings. Every other check is the *schema*: what broken
+#: data violates.
 CHECKS = (
     "row_count",
+    "unique_columns",
     "no_extra_columns",
     "unique_key",
     "column_present",
@@ -53,10 +57,20 @@ CHECKS = (
     "categories",
     "unique",
     "freshness",
+    "expected_nulls",
+    "expected_range",
+    "expected_unique",
 )
+EXPECTATIONS = ("expected_nulls", "expected_range", "expected_unique")
+_COUNTERPART = {"nulls": "expected_nulls", "in_range": "expected_range", "unique": "expected_unique"}
 
-#: Columns of :attr:`ValidationResult.checks`.
-CHECK_COLUMNS = ("check", "column", "passed", "n_failed", "detail", "examples")
+#: Columns of :attr:`ValidationResult.checks`; ``severity`` is ``error`` for schema checks
+#: and ``warning`` for expectations.
+CHECK_COLUMNS = ("check", "column", "severity", "passed", "n_failed", "detail", "examples")
+
+#: What a failed check rejects (``reject_on`` of :meth:`ValidationResult.rejected`):
+#: ``schema`` failures only, ``any`` failure (expectations too), or ``none``.
+REJECT_ON = ("schema", "any", "none")
 
 #: How many example failing values the checks table shows per check.
 N_EXAMPLES = 5
@@ -85,13 +99,29 @@ class RowsSpec(_Spec):
         return self
 
 
+class ExpectSpec(_Spec):
+    """What a column usually looks like: exceeding it is a warning, not broken data."""
+
+    min: float | None = None
+    max: float | None = None
+    nullable: float | None = Field(default=None, ge=0.0, le=1.0)
+    unique: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExpectSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must not exceed max ({self.max:g})")
+        return self
+
+
 class ColumnSpec(_Spec):
     """What one column must look like.
 
     ``nullable`` is the largest allowed share of nulls, 0.0 (none) to 1.0 (any);
     ``true``/``false`` mean 1.0/0.0. ``min``/``max`` apply to int and float columns,
     ``categories`` to category columns, ``freshness_days`` to datetime columns: the newest
-    value must be at most that many days older than now.
+    value must be at most that many days older than now. ``expect`` holds expectations
+    (``min``, ``max``, ``nullable``, ``unique``): failing them is a warning.
     """
 
     dtype: Literal["int", "float", "bool", "str", "category", "datetime"]
@@ -102,6 +132,7 @@ class ColumnSpec(_Spec):
     categories: list[str] | None = None
     unique: bool = False
     freshness_days: float | None = Field(default=None, gt=0)
+    expect: ExpectSpec | None = None
 
     @field_validator("nullable", mode="before")
     @classmethod
@@ -135,6 +166,9 @@ class ColumnSpec(_Spec):
             raise ValueError("a category column needs a non-empty list of categories")
         if self.freshness_days is not None and self.dtype != "datetime":
             raise ValueError(f"freshness_days applies to datetime columns, not {self.dtype}")
+        e = self.expect
+        if e is not None and (e.min is not None or e.max is not None) and self.dtype not in ("int", "float"):
+            raise ValueError(f"expect.min and expect.max apply to int and float columns, not {self.dtype}")
         return self
 
 
@@ -187,11 +221,14 @@ class Schema(_Spec):
 def _compact_column(spec: dict) -> dict:
     """Drop a column's keys that hold their default, so the YAML shows what matters."""
     defaults = {"required": True, "unique": False}
-    return {
+    out = {
         k: v
         for k, v in spec.items()
         if k in ("dtype", "nullable") or (v is not None and defaults.get(k, object()) != v)
     }
+    if out.get("expect"):
+        out["expect"] = {k: v for k, v in out["expect"].items() if v is not None and v is not False}
+    return out
 
 
 def schema_from_dict(data: Any, source: str = "schema") -> Schema:
@@ -285,7 +322,7 @@ def schema_for(
     )
 
 
-_FIELDS = {"": Schema, "rows": RowsSpec, "column": ColumnSpec}
+_FIELDS = {"": Schema, "rows": RowsSpec, "column": ColumnSpec, "expect": ExpectSpec}
 _MESSAGES = {
     "float_type": "must be a number",
     "float_parsing": "must be a number",
@@ -311,7 +348,10 @@ def _explain(exc: ValidationError, source: str) -> str:
         kind, value = err["type"], err.get("input")
         if kind == "extra_forbidden":
             parent = loc[:-1]
-            model = _FIELDS["column" if parent[:1] == ["columns"] else ".".join(parent)]
+            if parent[:1] == ["columns"]:
+                model = _FIELDS["expect" if parent[-1:] == ["expect"] else "column"]
+            else:
+                model = _FIELDS[".".join(parent)]
             allowed = ", ".join(model.model_fields)
             msg = f"unknown key; allowed: {allowed}"
         elif kind == "missing":
@@ -348,27 +388,38 @@ def infer(
     slack: float = 0.25,
     null_slack: float = 0.05,
     max_categories: int = 50,
+    range_factor: float = 3.0,
 ) -> Schema:
-    """Infer a schema from reference data, with slack so new data of the same kind passes.
+    """Infer a schema from reference data: what broken data violates, and what is usual.
 
-    - dtypes from the data; string columns whose non-null values all parse as ISO 8601
-      dates become ``datetime``, string columns with at most ``max_categories`` distinct
-      values (and at most half as many as rows) become ``category`` with the seen values.
-    - numeric ranges: the observed ``[min, max]`` widened by ``slack`` times its width on
-      each side; a column whose smallest value is exactly 0 (rain, counts) stays >= 0.
-    - nulls: a column without nulls gets ``nullable: 0.0``; one with share ``s`` of nulls
-      gets ``s + null_slack`` (at most 1).
-    - uniqueness: datetime, int and string columns whose values are all distinct (at
-      least 20 rows) are marked ``unique``; floats never are.
-    - rows: at least one; freshness is not inferred (reference data is historical).
+    The *schema* part (checks that reject a batch):
+
+    - columns and dtypes from the data; string columns whose non-null values all parse as
+      ISO 8601 dates become ``datetime``, string columns with at most ``max_categories``
+      distinct values (and at most half as many as rows) become ``category`` with the seen
+      values, so an unseen value is an error.
+    - nulls: a column without nulls in the reference may have none; one with share ``s``
+      may have up to ``s + 0.5``.
+    - numeric ranges: values implausibly far from the reference, beyond its ``[min, max]``
+      widened by ``range_factor`` times its width on each side (a unit error, a sentinel
+      such as -999, a value ten times too large). Identifier columns get no range.
+
+    The *expectations* (warnings, see :data:`EXPECTATIONS`): the range widened by ``slack``
+    of its width (never below zero for a column that never was), the null share plus
+    ``null_slack``, and uniqueness of int, text and datetime columns whose values were all
+    distinct (at least 20 rows). A batch from another region of the same population may
+    exceed them; whether it *drifted* is the drift step's question.
 
     Args:
         df: the reference data.
-        slack: share of each numeric range added on both sides.
-        null_slack: added to the observed share of nulls of columns that have nulls.
+        slack: share of each numeric range an expectation allows on both sides.
+        null_slack: added to the observed share of nulls for the expectation.
         max_categories: most distinct values a string column may have to be a category.
+        range_factor: widths of the reference range beyond which values are broken.
     """
     import pandas as pd
+
+    from mlnb.metrics import is_id_like
 
     if df.shape[1] == 0:
         raise SchemaDefinitionError("cannot infer a schema from a table without columns")
@@ -377,35 +428,47 @@ def infer(
     for name in df.columns:
         s = df[name]
         null_share = float(s.isna().mean()) if n else 0.0
-        nullable = 0.0 if null_share == 0 else min(1.0, round(null_share + null_slack, 4))
         values = s.dropna()
         all_distinct = len(values) >= 20 and values.is_unique
-        spec: dict[str, Any] = {"nullable": nullable}
+        spec: dict[str, Any] = {"nullable": 0.0 if null_share == 0 else min(1.0, round(null_share + 0.5, 4))}
+        expect: dict[str, Any] = {}
+        if null_share > 0:
+            expect["nullable"] = min(1.0, round(null_share + null_slack, 4))
         if pd.api.types.is_bool_dtype(s):
             spec["dtype"] = "bool"
         elif pd.api.types.is_numeric_dtype(s):
             is_int = pd.api.types.is_integer_dtype(s)
             spec["dtype"] = "int" if is_int else "float"
-            if len(values):
-                spec.update(_widened(float(values.min()), float(values.max()), slack, is_int))
-            spec["unique"] = bool(is_int and all_distinct)
+            identifier = is_id_like(str(name), s) or (is_int and all_distinct)
+            if len(values) and not identifier:
+                lo, hi = float(values.min()), float(values.max())
+                spec.update(_widened(lo, hi, range_factor, is_int, clamp_at_zero=False))
+                expect.update(_widened(lo, hi, slack, is_int, clamp_at_zero=lo >= 0))
+            expect["unique"] = bool(is_int and all_distinct)
         elif pd.api.types.is_datetime64_any_dtype(s) or _looks_like_dates(values):
-            spec.update(dtype="datetime", unique=bool(all_distinct))
+            spec["dtype"] = "datetime"
+            expect["unique"] = bool(all_distinct)
         else:
             distinct = values.astype(str).unique()
             if 0 < len(distinct) <= max_categories and len(distinct) <= max(1, len(values) // 2):
                 spec.update(dtype="category", categories=sorted(distinct.tolist()))
             else:
-                spec.update(dtype="str", unique=bool(all_distinct))
+                spec["dtype"] = "str"
+                expect["unique"] = bool(all_distinct)
+        if not expect.get("unique"):
+            expect.pop("unique", None)
+        if expect:
+            spec["expect"] = ExpectSpec(**expect)
         columns[str(name)] = ColumnSpec(**spec)
     return Schema(rows=RowsSpec(min=1), columns=columns)
 
 
-def _widened(lo: float, hi: float, slack: float, is_int: bool) -> dict[str, float]:
+def _widened(lo: float, hi: float, slack: float, is_int: bool, clamp_at_zero: bool) -> dict[str, float]:
+    """``[lo, hi]`` widened by ``slack`` of its width on each side, rounded outward."""
     pad = slack * (hi - lo) if hi > lo else slack * max(abs(lo), 1.0)
     new_lo, new_hi = lo - pad, hi + pad
-    if lo == 0:  # bottoms out at zero (rain, counts): taken as non-negative
-        new_lo = 0.0
+    if clamp_at_zero:  # never negative in the reference (an area, a count): not expected now
+        new_lo = max(new_lo, 0.0)
     if is_int:
         return {"min": float(math.floor(new_lo)), "max": float(math.ceil(new_hi))}
     # round outward to 4 significant decimals so the YAML is readable
@@ -441,10 +504,12 @@ class ValidationResult:
     """The outcome of :func:`validate`.
 
     Attributes:
-        passed: every check passed.
+        passed: every schema check passed (expectations may have failed: see
+            :attr:`warnings`).
         n_rows: rows in the validated table.
-        checks: one row per check and column: ``check, column, passed, n_failed, detail,
-            examples`` (see :data:`CHECKS`); ``column`` is None for table-level checks.
+        checks: one row per check and column: ``check, column, severity, passed, n_failed,
+            detail, examples`` (see :data:`CHECKS`); ``column`` is None for table-level
+            checks, ``severity`` is ``error`` (schema) or ``warning`` (expectation).
         schema: the schema the data was checked against.
     """
 
@@ -455,22 +520,52 @@ class ValidationResult:
 
     @property
     def failures(self) -> pd.DataFrame:
-        """The failed checks only."""
+        """The failed checks, errors and warnings."""
         return self.checks[~self.checks["passed"]].reset_index(drop=True)
 
-    def summary(self) -> str:
-        """One sentence: passed or how many checks failed, and on how many rows."""
-        n_checks, n_failed = len(self.checks), int((~self.checks["passed"]).sum())
-        if self.passed:
+    @property
+    def errors(self) -> pd.DataFrame:
+        """The failed schema checks: broken data."""
+        failed = self.checks[~self.checks["passed"]]
+        return failed[failed["severity"] == "error"].reset_index(drop=True)
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        """The failed expectations: data outside what is usual, not broken."""
+        failed = self.checks[~self.checks["passed"]]
+        return failed[failed["severity"] == "warning"].reset_index(drop=True)
+
+    def rejected(self, reject_on: str = "schema") -> bool:
+        """Whether the data is rejected under ``reject_on`` (one of :data:`REJECT_ON`)."""
+        if reject_on not in REJECT_ON:
+            raise SchemaDefinitionError(f"reject_on {reject_on!r} is not allowed; allowed: {', '.join(REJECT_ON)}")
+        if reject_on == "none":
+            return False
+        return len(self.errors if reject_on == "schema" else self.failures) > 0
+
+    def summary(self, reject_on: str = "schema") -> str:
+        """One sentence: accepted (with how many warnings) or rejected, and by which checks."""
+        n_checks = len(self.checks)
+        rejected = self.rejected(reject_on)
+        named = self.failures if rejected and reject_on == "any" else self.errors
+        warned = self.warnings if not (rejected and reject_on == "any") else self.warnings.iloc[0:0]
+
+        def names(table) -> str:
+            return ", ".join(f"{c} {k}" if c is not None else k for k, c in zip(table["check"], table["column"]))
+
+        if rejected:
+            text = (f"data rejected: {len(named)} of {n_checks} checks failed on {self.n_rows:,} rows "
+                    f"({names(named)})")
+        elif len(self.failures) == 0:
             return f"data accepted: all {n_checks} checks passed on {self.n_rows:,} rows"
-        names = ", ".join(
-            f"{c} {k}" if c is not None else k
-            for k, c in zip(self.failures["check"], self.failures["column"])
-        )
-        return (
-            f"data rejected: {n_failed} of {n_checks} checks failed on {self.n_rows:,} rows "
-            f"({names})"
-        )
+        elif len(self.errors):
+            text = (f"data accepted (reject_on: {reject_on}) although {len(self.errors)} schema checks failed "
+                    f"on {self.n_rows:,} rows ({names(self.errors)})")
+        else:
+            text = f"data accepted: the schema's checks passed on {self.n_rows:,} rows"
+        if len(warned):
+            text += f"; {len(warned)} {'warning' if len(warned) == 1 else 'warnings'} ({names(warned)})"
+        return text
 
     def to_dict(self) -> dict:
         """JSON-able: passed, n_rows, counts, the checks as records, and the schema."""
@@ -478,6 +573,7 @@ class ValidationResult:
             {
                 "check": r.check,
                 "column": r.column,
+                "severity": r.severity,
                 "passed": bool(r.passed),
                 "n_failed": int(r.n_failed),
                 "detail": r.detail,
@@ -490,15 +586,17 @@ class ValidationResult:
             "n_rows": int(self.n_rows),
             "n_checks": len(records),
             "n_failed_checks": sum(not r["passed"] for r in records),
+            "n_warnings": len(self.warnings),
             "checks": records,
             "schema": self.schema.to_dict(),
         }
 
-    def raise_if_failed(self) -> None:
-        """Raise :class:`ValidationFailed` with :meth:`summary` when a check failed."""
-        if not self.passed:
-            failed = list(zip(self.failures["check"], self.failures["column"]))
-            raise ValidationFailed(self.summary(), failed=failed, n_checks=len(self.checks))
+    def raise_if_failed(self, reject_on: str = "schema") -> None:
+        """Raise :class:`ValidationFailed` with :meth:`summary` when the data is rejected."""
+        if self.rejected(reject_on):
+            table = self.failures if reject_on == "any" else self.errors
+            failed = list(zip(table["check"], table["column"]))
+            raise ValidationFailed(self.summary(reject_on), failed=failed, n_checks=len(self.checks))
 
 
 @dataclass
@@ -549,9 +647,35 @@ def validate(
     except SchemaErrors as exc:
         failure_cases = exc.failure_cases
     checks = _checks_table(df, spec, planned, check_ids, failure_cases, now_ts)
-    return ValidationResult(
-        passed=bool(checks["passed"].all()), n_rows=n_rows, checks=checks, schema=spec
-    )
+    duplicated = _duplicated_columns(df)
+    checks = pd.concat([_unique_columns_row(duplicated), checks], ignore_index=True)
+    errors = ~checks["passed"] & (checks["severity"] == "error")
+    return ValidationResult(passed=not bool(errors.any()), n_rows=n_rows, checks=checks, schema=spec)
+
+
+def _duplicated_columns(df: pd.DataFrame) -> list[str]:
+    """Column names the table has more than once: in the file's header (pandas renames the
+    copies ``x.1``; :func:`mlnb.data.read_table` keeps the original names in ``attrs``) or
+    in the frame itself."""
+    names = list(df.attrs.get("duplicated_columns") or [])
+    names += [str(c) for c in df.columns[df.columns.duplicated()] if str(c) not in names]
+    return names
+
+
+def _unique_columns_row(duplicated: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    detail = (f"column {', '.join(map(repr, duplicated))} appears more than once in the header"
+              if duplicated else "every column name appears once")
+    return pd.DataFrame({
+        "check": pd.Series(["unique_columns"], dtype="str"),
+        "column": pd.Series([", ".join(duplicated) or None], dtype=object),
+        "severity": pd.Series(["error"], dtype="str"),
+        "passed": pd.Series([not duplicated], dtype=bool),
+        "n_failed": pd.Series([len(duplicated)], dtype="int64"),
+        "detail": pd.Series([detail], dtype="str"),
+        "examples": pd.Series([", ".join(map(repr, duplicated))], dtype="str"),
+    })
 
 
 def _naive_utc(ts: pd.Timestamp) -> pd.Timestamp:
@@ -660,6 +784,7 @@ def _to_pandera(spec: Schema, now: pd.Timestamp):
                     f"newest value within {_fmt(col.freshness_days)} days of {now:%Y-%m-%d %H:%M}",
                 )
             )
+        _expectation_checks(name, col.expect, checks, planned, check_ids)
         columns[name] = pa.Column(
             _pandas_dtype(col),
             checks=checks,
@@ -672,6 +797,35 @@ def _to_pandera(spec: Schema, now: pd.Timestamp):
         columns, checks=frame_checks, strict=spec.strict, unique=spec.unique or None
     )
     return schema, planned, check_ids
+
+
+def _expectation_checks(name: str, e: ExpectSpec | None, checks: list, planned: list, check_ids: dict) -> None:
+    """Add a column's expectations (warnings) to its pandera checks and to the plan."""
+    import pandera.pandas as pa
+
+    if e is None:
+        return
+    if e.nullable is not None and e.nullable < 1:
+        check_ids[(name, len(checks))] = "expected_nulls"
+        checks.append(pa.Check(lambda s, share=e.nullable: bool(s.isna().mean() <= share), ignore_na=False,
+                               name="expected_null_share"))
+        planned.append(_Planned("expected_nulls", name, "no nulls" if e.nullable == 0 else f"at most {e.nullable:.1%} nulls"))
+    if e.min is not None or e.max is not None:
+        check_ids[(name, len(checks))] = "expected_range"
+        if e.min is not None and e.max is not None:
+            checks.append(pa.Check.in_range(e.min, e.max, name="expected_range"))
+            expect = f"{_fmt(e.min)} <= value <= {_fmt(e.max)}"
+        elif e.min is not None:
+            checks.append(pa.Check.ge(e.min, name="expected_range"))
+            expect = f"value >= {_fmt(e.min)}"
+        else:
+            checks.append(pa.Check.le(e.max, name="expected_range"))
+            expect = f"value <= {_fmt(e.max)}"
+        planned.append(_Planned("expected_range", name, expect))
+    if e.unique:
+        check_ids[(name, len(checks))] = "expected_unique"
+        checks.append(pa.Check(lambda s: ~s.duplicated(keep=False), name="expected_unique"))
+        planned.append(_Planned("expected_unique", name, "values are unique"))
 
 
 def _our_check(row, check_ids) -> tuple[str, str | None]:
@@ -745,7 +899,7 @@ def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now) -> p
                 rows.append((p.check, None, True, 0, p.expect, ""))
             continue
         if (p.column in missing and p.check != "column_present") or (
-            p.column in wrong_dtype and p.check in ("in_range", "freshness")
+            p.column in wrong_dtype and p.check in ("in_range", "expected_range", "freshness")
         ):
             # a missing column's checks cannot run; range and freshness compare values of
             # the wrong type (pandera reports the TypeError): the failed row above says why
@@ -762,19 +916,23 @@ def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now) -> p
         others = [q.check for q in planned if q.column == p.column and q is not p]
         if p.check == "column_present" and others:
             detail += f"; its {_n(len(others), 'other check')} did not run"
-        elif p.check == "dtype" and {"in_range", "freshness"} & set(others):
+        elif p.check == "dtype" and {"in_range", "expected_range", "freshness"} & set(others):
             detail += "; its range and freshness checks did not run"
         rows.append((p.check, p.column, False, n_failed, detail, examples))
     for (check, column), part in failed.items():
         if check != "no_extra_columns":  # not expected: shown under pandera's own name
             n = _n_located(part) or 1
             rows.append((check, column, False, n, f"pandera check {check} failed", _examples(part)))
+    # a value that breaks the schema breaks the expectation too: it is listed once, as the error
+    broken = {(_COUNTERPART[r[0]], r[1]) for r in rows if r[0] in _COUNTERPART and not r[2]}
+    rows = [r for r in rows if (r[0], r[1]) not in broken]
     cols = list(zip(*rows))
     return pd.DataFrame(
         {
             "check": pd.Series(cols[0], dtype="str"),
             # object, so table-level checks hold None (not NaN) in JSON and in summaries
             "column": pd.Series(cols[1], dtype=object),
+            "severity": pd.Series(["warning" if c in EXPECTATIONS else "error" for c in cols[0]], dtype="str"),
             "passed": pd.Series(cols[2], dtype=bool),
             "n_failed": pd.Series(cols[3], dtype="int64"),
             "detail": pd.Series(cols[4], dtype="str"),
@@ -840,11 +998,12 @@ def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
             n, examples = _unconvertible(s, col.dtype)
         what = _n(n, "value") if n else "values"
         return max(n, 1), f"{what} cannot be read as {col.dtype} (column is {s.dtype})", examples
-    if p.check == "nulls":
+    if p.check in ("nulls", "expected_nulls"):
         nulls = s.isna()
         n = int(nulls.sum())
         rows = nulls[nulls].index[:N_EXAMPLES].tolist()
-        detail = f"{n / max(n_rows, 1):.1%} nulls ({_n(n, 'row')}); allowed {col.nullable:.1%}"
+        allowed = col.nullable if p.check == "nulls" else col.expect.nullable
+        detail = f"{n / max(n_rows, 1):.1%} nulls ({_n(n, 'row')}); allowed {allowed:.1%}"
         return n, detail, ", ".join(f"null (row {r})" for r in rows)
     if p.check == "freshness":
         newest = pd.to_datetime(s, errors="coerce").max()
@@ -859,7 +1018,7 @@ def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
         return n, detail, _show(newest)
     n = _n_located(part) or len(part)
     examples = _examples(part)
-    if p.check == "in_range":
+    if p.check in ("in_range", "expected_range"):
         values = pd.to_numeric(part["failure_case"], errors="coerce")
         detail = (
             f"{_n(n, 'value')} outside {p.expect.replace('value', 'x')}; "
@@ -868,7 +1027,7 @@ def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
     elif p.check == "categories":
         unseen = part["failure_case"].astype(str).nunique()
         detail = f"{_n(n, 'value')} not allowed ({unseen} distinct); allowed: {p.expect[7:]}"
-    elif p.check == "unique":
+    elif p.check in ("unique", "expected_unique"):
         detail = f"{_n(n, 'row')} share their value with another row"
     else:
         detail = f"{_n(n, 'value')} fail: {p.expect}"

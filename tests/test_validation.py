@@ -58,12 +58,13 @@ def _set(df, row, column, value):
     return df
 
 
-def defect(name, make, check, column, example, detail):
-    return pytest.param(make, check, column, example, detail, id=name)
+def defect(name, make, check, column, example, detail, severity="error"):
+    return pytest.param(make, check, column, example, detail, severity, id=name)
 
 
 # each row: a real defect made in the real reference data, the one check that must fail
-# (and on which column), text that must be among the examples, and in the detail
+# (and on which column), text that must be among the examples, and in the detail; broken
+# data fails the schema (error), unusual data only an expectation (warning)
 DEFECTS = [
     defect("missing column", lambda d: d.drop(columns=["temp_min"]),
            "column_present", "temp_min", "", "required column is missing"),
@@ -73,14 +74,18 @@ DEFECTS = [
            "dtype", "temp_max", "'warm' (row 10)", "cannot be read as float"),
     defect("nulls, none allowed", lambda d: _set(d, [4, 6], "wind", np.nan),
            "nulls", "wind", "null (row 4), null (row 6)", "0.5% nulls (2 rows); allowed 0.0%"),
-    defect("value above range", lambda d: _set(d, 3, "temp_max", 99.0),
-           "in_range", "temp_max", "99.0 (row 3)", "1 value outside"),
-    defect("value below range", lambda d: _set(d, 200, "precipitation", -1.5),
-           "in_range", "precipitation", "-1.5 (row 200)", "seen -1.5"),
+    defect("value implausibly above range", lambda d: _set(d, 3, "temp_max", 400.0),
+           "in_range", "temp_max", "400.0 (row 3)", "1 value outside"),
+    defect("value implausibly below range", lambda d: _set(d, 200, "precipitation", -500.0),
+           "in_range", "precipitation", "-500.0 (row 200)", "seen -500"),
+    defect("value a little above range", lambda d: _set(d, 3, "temp_max", 99.0),
+           "expected_range", "temp_max", "99.0 (row 3)", "1 value outside", "warning"),
+    defect("negative value in a never-negative column", lambda d: _set(d, 200, "precipitation", -1.5),
+           "expected_range", "precipitation", "-1.5 (row 200)", "seen -1.5", "warning"),
     defect("unseen category", lambda d: _set(d, 5, "weather", "hail"),
            "categories", "weather", "'hail' (row 5)", "not allowed"),
     defect("duplicate key", lambda d: _set(d, 8, "date", d.loc[7, "date"]),
-           "unique", "date", "2012-01-08 (row 7)", "2 rows share"),
+           "expected_unique", "date", "2012-01-08 (row 7)", "2 rows share", "warning"),
     defect("too few rows", lambda d: d.tail(5),
            "row_count", None, "", "5 rows; expected 10 <= rows"),
     defect("stale timestamps", lambda d: d[d["date"] < "2012-11-01"],
@@ -88,14 +93,17 @@ DEFECTS = [
 ]
 
 
-@pytest.mark.parametrize("make, check, column, example, detail", DEFECTS)
+@pytest.mark.parametrize("make, check, column, example, detail, severity", DEFECTS)
 def test_each_defect_is_detected_with_column_and_sample(
-    reference, schema, make, check, column, example, detail
+    reference, schema, make, check, column, example, detail, severity
 ):
     result = validate(make(reference), schema, now=NOW)
-    assert not result.passed
+    assert result.passed is (severity == "warning")  # warnings do not fail the schema
+    assert result.rejected("schema") is (severity == "error") and result.rejected("any")
+    assert not result.rejected("none")
     assert failed(result) == [(check, column)]
     row = result.failures.iloc[0]
+    assert row["severity"] == severity
     assert example in row["examples"]
     assert detail in row["detail"]
     assert row["n_failed"] >= 1
@@ -108,13 +116,15 @@ def test_clean_data_passes_and_lists_every_check(reference, schema):
     assert list(result.checks.columns) == list(validation.CHECK_COLUMNS)
     assert result.checks["passed"].all()
     kinds = set(result.checks["check"])
-    assert kinds == {"row_count", "no_extra_columns", "column_present", "dtype", "nulls",
-                     "in_range", "categories", "unique", "freshness"}
+    assert kinds == {"row_count", "unique_columns", "no_extra_columns", "column_present", "dtype", "nulls",
+                     "in_range", "expected_range", "categories", "expected_unique", "freshness"}
+    assert set(result.checks.loc[result.checks["severity"] == "warning", "check"]) == {"expected_range",
+                                                                                        "expected_unique"}
     assert (result.checks["n_failed"] == 0).all()
 
 
 def test_all_failures_are_collected_not_just_the_first(reference, schema):
-    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail")
+    bad = _set(_set(reference, 3, "temp_max", 400.0), 5, "weather", "hail")
     bad = bad.drop(columns=["wind", "temp_min"]).assign(humidity=1, pressure=2)
     result = validate(bad, schema, now=NOW)
     assert set(failed(result)) == {
@@ -236,19 +246,22 @@ def test_freshness_measured_from_injected_now(reference):
 def test_infer_from_real_reference(reference):
     s = infer(reference)
     cols = s.columns
-    assert cols["date"].dtype == "datetime" and cols["date"].unique
+    assert cols["date"].dtype == "datetime" and cols["date"].expect.unique and not cols["date"].unique
     assert cols["weather"].dtype == "category"
     assert cols["weather"].categories == ["drizzle", "fog", "rain", "snow", "sun"]
     assert {cols[c].dtype for c in ["precipitation", "temp_max", "temp_min", "wind"]} == {"float"}
-    # ranges widened by a quarter of the range on each side; a column whose minimum is
-    # exactly 0 stays non-negative, others may go below their minimum
+    # the schema: values beyond three widths of the reference range on either side are broken
     lo, hi = reference["temp_max"].min(), reference["temp_max"].max()
-    assert cols["temp_max"].min == pytest.approx(lo - 0.25 * (hi - lo), abs=1e-3)
-    assert cols["temp_max"].max == pytest.approx(hi + 0.25 * (hi - lo), abs=1e-3)
-    assert cols["precipitation"].min == 0.0
-    assert cols["wind"].min == pytest.approx(1.0 - 0.25 * 8.5)
+    assert cols["temp_max"].min == pytest.approx(lo - 3 * (hi - lo), abs=1e-3)
+    assert cols["temp_max"].max == pytest.approx(hi + 3 * (hi - lo), abs=1e-3)
+    # the expectations: widened by a quarter of the range on each side; a column that was
+    # never negative is not expected to be (and its schema minimum may still go below 0)
+    assert cols["temp_max"].expect.min == pytest.approx(lo - 0.25 * (hi - lo), abs=1e-3)
+    assert cols["temp_max"].expect.max == pytest.approx(hi + 0.25 * (hi - lo), abs=1e-3)
+    assert cols["precipitation"].expect.min == 0.0 and cols["wind"].expect.min == 0.0
+    assert cols["wind"].min == pytest.approx(1.0 - 3 * 8.5)
     assert all(c.nullable == 0.0 for c in cols.values())
-    assert not cols["temp_max"].unique
+    assert not cols["temp_max"].unique and not cols["temp_max"].expect.unique
 
 
 @pytest.mark.parametrize("batch", BATCHES, ids=[b.stem for b in BATCHES])
@@ -261,8 +274,11 @@ def test_less_slack_rejects_a_real_cold_snap(reference):
     """Why the default slack is 0.25: with 0.1, December 2013 (-7.1 C) is rejected."""
     batch = read_table(ROOT / "data" / "batches" / "2013-q4.csv")
     result = validate(batch, infer(reference, slack=0.1))
-    assert failed(result) == [("in_range", "temp_min")]
+    assert failed(result) == [("expected_range", "temp_min")]
     assert "-7.1" in result.failures.iloc[0]["examples"]
+    # a colder winter is unusual, not broken: the schema accepts it, and says so
+    assert result.passed and not result.rejected() and result.rejected("any")
+    assert "1 warning (temp_min expected_range)" in result.summary()
 
 
 def _sample(n: int, seed: int) -> pd.DataFrame:
@@ -290,8 +306,10 @@ def test_inferred_schema_accepts_its_data_and_a_fresh_sample():
         "id": "int", "x": "float", "count": "int", "kind": "category", "flag": "bool",
         "day": "datetime", "ts": "datetime",
     }
-    assert s.columns["id"].unique and s.columns["day"].unique
-    assert 0.1 < s.columns["x"].nullable <= 0.16  # observed share + 0.05
+    assert s.columns["id"].expect.unique and s.columns["day"].expect.unique
+    assert s.columns["id"].min is None  # identifiers get no range: new rows bring new ids
+    assert 0.1 < s.columns["x"].expect.nullable <= 0.16  # observed share + 0.05
+    assert 0.55 < s.columns["x"].nullable <= 0.66  # broken only beyond the observed share + 0.5
     assert validate(first, s).passed
     result = validate(fresh, s)
     assert result.passed, result.failures.to_string()
@@ -300,7 +318,10 @@ def test_inferred_schema_accepts_its_data_and_a_fresh_sample():
 def test_inferred_schema_rejects_a_shifted_sample():
     s = infer(_sample(2000, seed=1))
     shifted = _sample(2000, seed=2).assign(x=lambda d: d["x"] + 30)
-    assert failed(validate(shifted, s)) == [("in_range", "x")]
+    result = validate(shifted, s)
+    assert failed(result) == [("expected_range", "x")] and result.passed  # another region: drift, not broken
+    broken = _sample(2000, seed=2).assign(x=lambda d: d["x"] * 100)  # a unit error
+    assert failed(validate(broken, s)) == [("in_range", "x")]
 
 
 # -- schema YAML -----------------------------------------------------------------------------
@@ -361,7 +382,8 @@ def test_schema_for_prefers_yaml_then_infers_then_refuses(tmp_path, schema):
     schema.to_yaml(path)
     assert validation.schema_for(schema=path, reference=REFERENCE) == schema
     assert validation.schema_for(reference=REFERENCE) == infer(read_table(REFERENCE))
-    assert validation.schema_for(reference=REFERENCE, slack=0.5).columns["wind"].max == 13.75
+    assert validation.schema_for(reference=REFERENCE, slack=0.5).columns["wind"].expect.max == 13.75
+    assert validation.schema_for(reference=REFERENCE, range_factor=1.0).columns["wind"].max == 18.0
     with pytest.raises(SchemaDefinitionError, match=r"pass schema \(a YAML file\) or reference"):
         validation.schema_for()
 
@@ -403,7 +425,7 @@ def test_parquet_is_read_and_validated(tmp_path, reference, schema):
 
 
 def test_result_to_dict_is_json_and_checks_glue_as_a_table(reference, schema):
-    result = validate(_set(reference, 3, "temp_max", 99.0), schema, now=NOW)
+    result = validate(_set(reference, 3, "temp_max", 400.0), schema, now=NOW)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["passed"] is False and data["n_rows"] == 366
     assert data["n_failed_checks"] == 1 and data["n_checks"] == len(result.checks)
@@ -414,7 +436,7 @@ def test_result_to_dict_is_json_and_checks_glue_as_a_table(reference, schema):
 
 
 def test_validation_failed_names_the_failed_checks(reference, schema):
-    bad = _set(_set(reference, 3, "temp_max", 99.0), 5, "weather", "hail")
+    bad = _set(_set(reference, 3, "temp_max", 400.0), 5, "weather", "hail")
     result = validate(bad, schema, now=NOW)
     expected = (
         r"^data rejected: 2 of \d+ checks failed on 366 rows "
@@ -477,15 +499,16 @@ def _run_template(tmp_path, **parameters):
 
 def test_template_rejects_bad_data_after_gluing_the_report(tmp_path, reference):
     bad = tmp_path / "bad.csv"
-    _set(reference, 3, "temp_max", 99.0).to_csv(bad, index=False)
+    _set(reference, 3, "temp_max", 400.0).to_csv(bad, index=False)
     scraps, error = _run_template(tmp_path, data=str(bad))
     assert error is not None and error.ename == "ValidationFailed"
-    assert error.evalue.startswith("data rejected: 1 of 25 checks failed on 366 rows (temp_max")
-    assert scraps["passed"] is False and scraps["n_rows"] == 366
+    n_checks = len(scraps["checks"])
+    assert error.evalue.startswith(f"data rejected: 1 of {n_checks} checks failed on 366 rows (temp_max")
+    assert scraps["passed"] is False and scraps["accepted"] is False and scraps["n_rows"] == 366
     checks = scraps["checks"]
     assert list(checks.columns) == list(validation.CHECK_COLUMNS)
     row = checks[~checks["passed"]].iloc[0]
-    assert (row["check"], row["column"], row["examples"]) == ("in_range", "temp_max", "99.0 (row 3)")
+    assert (row["check"], row["column"], row["examples"]) == ("in_range", "temp_max", "400.0 (row 3)")
     assert load_schema(tmp_path / "artifacts" / "schema.yaml") == infer(reference)
 
 
@@ -498,3 +521,27 @@ def test_template_only_reports_when_told_not_to_fail(tmp_path, reference):
     )
     assert error is None
     assert scraps["passed"] is False
+
+
+def test_a_duplicated_column_in_the_header_is_broken_data(tmp_path, reference, schema):
+    path = tmp_path / "dup.csv"
+    text = reference.to_csv(index=False).splitlines()
+    header, rows = text[0] + ",wind", [line + "," + line.split(",")[4] for line in text[1:]]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    df = read_table(path)
+    assert "wind.1" in df.columns  # what pandas makes of it
+    result = validate(df, infer(reference), now=NOW)
+    assert not result.passed
+    assert failed(result) == [("unique_columns", "wind")]
+    assert "column 'wind' appears more than once" in result.failures.iloc[0]["detail"]
+
+
+def test_expectations_round_trip_through_yaml_and_are_warnings(tmp_path, reference):
+    path = tmp_path / "schema.yaml"
+    infer(reference).to_yaml(path)
+    text = path.read_text()
+    assert "expect: {min: 0.0, max: 67.625}" in text  # precipitation
+    loaded = load_schema(path)
+    assert loaded == infer(reference)
+    summary = validate(_set(reference, 3, "wind", 20.0), loaded).summary()
+    assert summary.startswith("data accepted: the schema's checks passed") and "1 warning (wind expected_range" in summary
