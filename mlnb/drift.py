@@ -66,7 +66,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -669,6 +669,14 @@ class DriftReport:
     correction: str
     n_reference: int
     n_current: int
+    #: columns left out by ``exclude="auto"``, with the rule that left each out
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def excluded_table(self) -> pd.DataFrame:
+        """The columns left out by rule: ``column, reason``."""
+        return pd.DataFrame({"column": list(self.excluded), "reason": list(self.excluded.values())},
+                            columns=["column", "reason"])
 
     @property
     def n_compared(self) -> int:
@@ -708,6 +716,7 @@ class DriftReport:
             "correction": self.correction,
             "n_reference": int(self.n_reference),
             "n_current": int(self.n_current),
+            "excluded": dict(self.excluded),
             "columns": rows,
         }
 
@@ -863,7 +872,7 @@ def _resolve_columns(ref_cols, cur_cols, columns, exclude) -> list:
         )
     known = ref_set | cur_set
     for option, names in (("columns", columns), ("exclude", exclude)):
-        if names is None:
+        if names is None or (option == "exclude" and names == "auto"):
             continue
         if isinstance(names, str):
             raise DriftError(f"{option} must be a list of column names, not the string {names!r}")
@@ -877,13 +886,35 @@ def _resolve_columns(ref_cols, cur_cols, columns, exclude) -> list:
         chosen = list(ref_cols) + [c for c in cur_cols if c not in ref_set]
     else:
         chosen = list(dict.fromkeys(columns))
-    drop = set(exclude or ())
+    drop = set(exclude or ()) if exclude != "auto" else set()
     chosen = [c for c in chosen if c not in drop]
     if not any(c in ref_set and c in cur_set for c in chosen):
         raise DriftError(
             f"no column to compare: none of {_names(chosen)} is in both reference and current"
         )
     return chosen
+
+
+def auto_exclude(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame) -> dict[str, str]:
+    """Columns that ``exclude="auto"`` leaves out of drift, each with the rule's reason.
+
+    Dates and times (a datetime column, or text holding ISO dates) differ between any two
+    batches by construction, and identifiers (named ``id``, ``*_id``, ``uuid``, ``key``,
+    ``Unnamed: 0`` …, or text unique on every row) are unique per row: neither
+    says anything about the population. The rules look at the current batch and, when it
+    is data, the reference.
+    """
+    from mlnb.metrics import is_date_like, is_id_like
+
+    out = {}
+    sides = [current] + ([reference] if isinstance(reference, pd.DataFrame) else [])
+    for name in dict.fromkeys([*current.columns, *(reference.columns if isinstance(reference, pd.DataFrame) else ())]):
+        series = [side[name] for side in sides if name in side.columns]
+        if any(is_date_like(s) for s in series):
+            out[name] = "dates: differ between batches by construction"
+        elif any(is_id_like(str(name), s) for s in series):
+            out[name] = "identifier: unique per row"
+    return out
 
 
 def _per_column(option: str, value: Any, names: list, allowed_values: Sequence[str] | None) -> dict:
@@ -910,7 +941,7 @@ def compare(
     current: Any,
     *,
     columns: Sequence[Any] | None = None,
-    exclude: Sequence[Any] | None = None,
+    exclude: Sequence[Any] | str | None = "auto",
     method: str | Mapping[str, str] = "auto",
     threshold: float | Mapping[str, float] | None = None,
     drift_share: float = 0.5,
@@ -926,7 +957,10 @@ def compare(
         current: a DataFrame or a CSV/Parquet path.
         columns: columns to report; None = every column of either side (the ones on one
             side only are reported, not compared).
-        exclude: columns to leave out (identifiers, timestamps).
+        exclude: columns to leave out: ``"auto"`` (default) leaves out dates and identifiers
+            by rule (:func:`auto_exclude`; the report's ``excluded`` says which and why),
+            a list names them, None or ``[]`` leaves none out. The rule does not apply to
+            columns named in ``columns``.
         method: "auto" (Evidently's choice, see the module docstring), a method name for
             every column, or ``{column: method}`` (others "auto"). Methods: ks,
             wasserstein, jensenshannon, psi, chisquare, chi2_contingency, z.
@@ -959,7 +993,18 @@ def compare(
         raise DriftError(f"drift_share {drift_share!r} is out of range: it must be in (0, 1]")
     if correction not in CORRECTIONS:
         raise DriftError(f"unknown correction {correction!r}; allowed: {', '.join(CORRECTIONS)}")
+    if isinstance(exclude, str) and exclude != "auto":
+        raise DriftError(f"exclude must be \"auto\", a list of column names or None, not the string {exclude!r}")
     names = _resolve_columns(ref_cols, list(cur.columns), columns, exclude)
+    excluded: dict[str, str] = {}
+    if exclude == "auto":
+        excluded = {c: why for c, why in auto_exclude(ref, cur).items() if c in names and c not in (columns or ())}
+        names = [c for c in names if c not in excluded]
+        if not any(c in ref_cols and c in cur.columns for c in names):
+            raise DriftError(
+                f"no column to compare: every common column is a date or an identifier "
+                f"({_names(list(excluded))}); name the columns to compare with 'columns'"
+            )
 
     if isinstance(method, str):
         _check_method(method)
@@ -1003,7 +1048,8 @@ def compare(
             results = [f.result() for f in futures]  # in column order: the first error wins
     else:
         results = [one(n) for n in names]
-    return _finalize(results, correction, float(drift_share), n_ref, len(cur))
+    report = _finalize(results, correction, float(drift_share), n_ref, len(cur))
+    return replace(report, excluded=excluded)
 
 
 def _workers(n_jobs: int | None) -> int:

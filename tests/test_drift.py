@@ -358,9 +358,39 @@ def test_constant_reference_uses_evidentlys_std_floor():
 
 def test_datetime_columns_are_reported_not_compared():
     when = pd.date_range("2020-01-01", periods=20, freq="D")
-    report = drift.compare(pd.DataFrame({"t": when, "x": range(20)}), pd.DataFrame({"t": when, "x": range(20)}))
-    row = _row(report, "t")
+    ref, cur = pd.DataFrame({"t": when, "x": range(20)}), pd.DataFrame({"t": when, "x": range(20)})
+    row = _row(drift.compare(ref, cur, exclude=None), "t")
     assert row.kind == "datetime" and not row.compared and "not compared" in row.detail
+    # by default, dates are left out by rule, and the report says so
+    report = drift.compare(ref, cur)
+    assert list(report.columns["column"]) == ["x"]
+    assert report.excluded == {"t": "dates: differ between batches by construction"}
+
+
+@pytest.mark.parametrize(
+    "column, values, reason",
+    [
+        ("day", [f"2020-01-{d:02d}" for d in range(1, 31)], "dates"),
+        ("customer_id", list(range(30)), "identifier"),
+        ("uuid", [f"u{i}" for i in range(30)], "identifier"),
+        ("name", [f"person {i}" for i in range(30)], "identifier"),  # text unique on every row
+    ],
+)
+def test_auto_exclude_leaves_dates_and_identifiers_out_and_says_why(column, values, reason):
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({column: values, "x": rng.normal(size=30)})
+    report = drift.compare(ref, ref.assign(x=rng.normal(size=30)))
+    assert column not in set(report.columns["column"]) and report.excluded[column].startswith(reason)
+    assert report.to_dict()["excluded"] == report.excluded
+    kept = drift.compare(ref, ref, columns=[column, "x"])  # named columns are compared as asked
+    assert column in set(kept.columns["column"]) and not kept.excluded
+
+
+def test_exclude_naming_no_column_lists_the_columns():
+    ref = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    with pytest.raises(DriftError, match=r"exclude names column 'date', which is in neither reference nor current; "
+                                         r"columns are: 'a', 'b'"):
+        drift.compare(ref, ref, exclude=["date"])
 
 
 def test_to_dict_is_strict_json_and_new_categories_explain_themselves():
