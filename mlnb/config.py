@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlnb.exceptions import ConfigError
+from mlnb.metrics import DEFAULT_ESTIMATOR, DEFAULT_METRIC, higher_is_better, metrics_for
 
 CONFIG_FILE = "mlnb.yaml"
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -27,7 +28,7 @@ class ModelConfig(_Section):
     task: Literal["classification", "regression"] = "classification"
     target: str
     features: list[str] | None = None
-    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    estimator: str | None = None  # None: gradient boosting for the task
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -39,10 +40,23 @@ class ModelConfig(_Section):
 
     @field_validator("estimator")
     @classmethod
-    def _estimator(cls, v: str) -> str:
-        if not re.match(r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$", v):
+    def _estimator(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$", v):
             raise ValueError("must be a scikit-learn import path such as sklearn.ensemble.HistGradientBoostingClassifier")
         return v
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("must name at least one column, or be null for every column but the target")
+        return v
+
+    @model_validator(mode="after")
+    def _default_estimator(self) -> "ModelConfig":
+        if self.estimator is None:
+            self.estimator = DEFAULT_ESTIMATOR[self.task]
+        return self
 
 
 class TrainingConfig(_Section):
@@ -57,21 +71,33 @@ class DataConfig(_Section):
     current: str
 
 
+#: What makes the pipeline reject a batch (``validation.reject_on``).
+REJECT_ON = ("schema", "any", "none")
+
+
 class ValidationConfig(_Section):
     schema_: str | None = Field(None, alias="schema")
-    stop_on_failure: bool = True
+    # schema: broken data (missing columns, types, nulls where the reference had none,
+    # unseen categories, values far outside the reference) rejects the batch, expectations
+    # only warn; any: expectations reject too; none: report, never reject
+    reject_on: Literal["schema", "any", "none"] = "schema"
+    slack: float = Field(0.25, ge=0, description="share of a numeric range an expectation allows beyond it")
+    range_factor: float = Field(3.0, gt=0, description="widths of the reference range beyond which values are broken")
 
 
 class DriftConfig(_Section):
     method: str = "auto"
     drift_share: float = Field(0.5, gt=0, le=1)
     columns: list[str] | None = None
+    exclude: list[str] | Literal["auto"] = "auto"
 
 
 class PerformanceTrigger(_Section):
-    metric: str = "f1"
+    metric: str | None = None  # None: the task's default metric
     min: float | None = None
+    max: float | None = None
     max_drop: float | None = Field(None, ge=0)
+    max_rise: float | None = Field(None, ge=0)
 
 
 class ScheduleTrigger(_Section):
@@ -85,7 +111,7 @@ class TriggersConfig(_Section):
 
 
 class PromotionConfig(_Section):
-    metric: str = "f1"
+    metric: str | None = None  # None: the task's default metric
     min_gain: float = 0.0
     require_validation: bool = True
     alias: str = "production"
@@ -104,6 +130,12 @@ class AlertsConfig(_Section):
         return v
 
 
+#: Keys whose values are paths, relative to the directory of ``mlnb.yaml``.
+PATH_KEYS = ("data.reference", "data.current", "validation.schema", "store")
+#: Keys that do not change what the pipeline decides on a batch (left out of its fingerprint).
+_NOT_DECIDING = ("alerts", "store")
+
+
 class Config(_Section):
     """The whole ``mlnb.yaml``; :attr:`root` is the directory paths are relative to."""
 
@@ -118,9 +150,80 @@ class Config(_Section):
     store: str = "runs"
     root: Path = Field(default=Path("."), exclude=True)
 
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> "Config":
+        task = self.model.task
+        allowed = metrics_for(task)
+        perf = self.triggers.performance
+        for where, section in (("triggers.performance", perf), ("promotion", self.promotion)):
+            if section.metric is None:
+                section.metric = DEFAULT_METRIC[task]
+            elif section.metric not in allowed:
+                raise ValueError(
+                    f"{where}.metric: {section.metric!r} is not a {task} metric; allowed: {', '.join(allowed)}"
+                )
+        metric = perf.metric
+        if higher_is_better(metric):
+            wrong = {"max": "min", "max_rise": "max_drop"}
+            direction = "higher is better"
+        else:
+            wrong = {"min": "max", "max_drop": "max_rise"}
+            direction = "lower is better"
+        for key, instead in wrong.items():
+            if getattr(perf, key) is not None:
+                raise ValueError(
+                    f"triggers.performance.{key}: {metric} is a metric where {direction}; use {instead} instead"
+                )
+        return self
+
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else self.root / p
+
+    def value(self, key: str) -> Any:
+        """The value of a dotted key (``validation.slack``); paths come back absolute.
+
+        ``model.uri`` is the project's deployed model, ``NAME@ALIAS`` of ``model.name``
+        and ``promotion.alias``.
+        """
+        if key == "model.uri":
+            return f"{self.model.name}@{self.promotion.alias}"
+        node: Any = self.model_dump(by_alias=True)
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(f"{CONFIG_FILE} has no key {key!r}")
+            node = node[part]
+        if key in PATH_KEYS and isinstance(node, str):
+            return str(self.path(node).resolve())
+        return node
+
+    def fingerprint(self) -> str:
+        """sha256 of what decides the pipeline's outcome on a batch: every key but alerts
+        and store, and the content of the reference and the schema file."""
+        import hashlib
+        import json
+
+        from mlnb import records
+
+        decided = {k: v for k, v in self.model_dump(by_alias=True).items() if k not in _NOT_DECIDING}
+        for key in ("data.reference", "validation.schema"):
+            value = self.value(key)
+            if value and Path(value).is_file():
+                decided[f"sha256:{key}"] = records.sha256_file(value)
+        return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _allowed_keys(loc: tuple) -> str:
+    """The keys allowed where ``loc`` points (its last part is the unknown key)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    names = [f.alias or n for n, f in model.model_fields.items() if n != "root"]
+    return ", ".join(names)
 
 
 def _describe(error: dict) -> str:
@@ -129,7 +232,8 @@ def _describe(error: dict) -> str:
     if kind == "missing":
         return f"{where}: required key is missing"
     if kind == "extra_forbidden":
-        return f"{where}: unknown key"
+        allowed = _allowed_keys(tuple(error["loc"]))
+        return f"{where}: unknown key" + (f"; allowed: {allowed}" if allowed else "")
     if kind == "literal_error":
         return f"{where}: {error['input']!r} is not allowed; {msg.lower().replace('input should be', 'allowed:')}"
     msg = msg.removeprefix("Value error, ")
@@ -169,3 +273,13 @@ def load_config(path: str | Path = CONFIG_FILE) -> Config:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{path}: not YAML{f' (line {mark.line + 1})' if mark else ''}") from None
     return parse_config(data, where=str(path), root=path.resolve().parent)
+
+
+def find_config(start: str | Path | None = None) -> Path | None:
+    """The ``mlnb.yaml`` of the project around ``start`` (default: the working directory):
+    the nearest one in ``start`` or a directory above it, or None."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_FILE).is_file():
+            return d / CONFIG_FILE
+    return None

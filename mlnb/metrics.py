@@ -136,9 +136,74 @@ TRUSTED_TYPES = (
 _TRUSTED = frozenset(TRUSTED_TYPES)
 
 TASKS = ("classification", "regression")
+
+#: Every metric mlnb computes, with the task it belongs to and whether higher is better.
+#: Triggers and the promotion rule read the direction from here; a metric that is not
+#: listed for a task does not exist for it.
+METRICS = {
+    "accuracy": ("classification", "higher"),
+    "precision": ("classification", "higher"),
+    "recall": ("classification", "higher"),
+    "f1": ("classification", "higher"),
+    "roc_auc": ("classification", "higher"),
+    "r2": ("regression", "higher"),
+    "mae": ("regression", "lower"),
+    "rmse": ("regression", "lower"),
+}
+
+#: The metric triggers and promotion use when ``mlnb.yaml`` names none. Accuracy, not
+#: macro F1, for classifiers: with rare classes, macro F1 on a small holdout swings by 0.2
+#: from one batch to the next. RMSE for regressors: in the target's own unit.
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+
+#: The estimator a task gets when ``mlnb.yaml`` or the train template names none.
+DEFAULT_ESTIMATOR = {
+    "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+
+
+def metrics_for(task: str) -> list[str]:
+    """The metrics that exist for ``task``, in a stable order."""
+    return [name for name, (t, _) in METRICS.items() if t == task]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better.
+
+    Raises:
+        ParameterError: ``metric`` is not one mlnb computes (the message lists them).
+    """
+    if metric not in METRICS:
+        raise ParameterError(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}", name="metric")
+    return METRICS[metric][1] == "higher"
+
+
+def improvement(metric: str, new: float, old: float) -> float:
+    """How much better ``new`` is than ``old`` in the metric's direction (negative: worse)."""
+    return new - old if higher_is_better(metric) else old - new
+
+
+def infer_task(y: "pd.Series") -> tuple[str, str]:
+    """``(task, why)`` for a target column: classes or a continuous quantity.
+
+    Classification for booleans, text and categories, and for whole numbers with at most
+    20 distinct values; regression for numbers with fractions or more distinct values.
+    """
+    import pandas as pd
+
+    values = y.dropna()
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return "classification", f"the target holds {values.nunique()} distinct labels"
+    distinct = int(values.nunique())
+    if bool((values % 1 != 0).any()):
+        return "regression", f"the target is numeric with fractional values ({distinct} distinct)"
+    if distinct > 20:
+        return "regression", f"the target is numeric with {distinct} distinct whole values (more than 20)"
+    return "classification", f"the target holds {distinct} distinct whole numbers (at most 20: classes)"
 _ESTIMATOR_PATH = re.compile(r"^sklearn(\.[A-Za-z][A-Za-z0-9_]*)+$")
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
-_ID_NAMES = {"id", "uuid", "index", "key", "row", "row_id"}
+_ID_NAMES = {"id", "uuid", "index", "key", "row", "row_id", "unnamed: 0"}
 # Estimators that need scaled inputs (distances, penalties, gradient steps).
 _SCALED_MODULES = ("sklearn.linear_model", "sklearn.svm", "sklearn.neighbors", "sklearn.neural_network")
 
@@ -264,19 +329,10 @@ def select_features(df: "pd.DataFrame", target: str, features: list[str] | None 
 def baseline_estimator(y: "pd.Series") -> str:
     """A sensible default estimator for a target: gradient boosting, classifier or regressor.
 
-    A target is treated as continuous (regression) when it is numeric, not boolean, and has
-    fractional values or more than 20 distinct values; otherwise as classes.
+    The task is :func:`infer_task`'s: regression for numbers with fractions or more than 20
+    distinct values, classification otherwise.
     """
-    import pandas as pd
-
-    values = y.dropna()
-    continuous = (
-        pd.api.types.is_numeric_dtype(values)
-        and not pd.api.types.is_bool_dtype(values)
-        and (bool((values % 1 != 0).any()) or values.nunique() > 20)
-    )
-    kind = "Regressor" if continuous else "Classifier"
-    return f"sklearn.ensemble.HistGradientBoosting{kind}"
+    return DEFAULT_ESTIMATOR[infer_task(y)[0]]
 
 
 def column_kinds(X: "pd.DataFrame") -> tuple[list[str], list[str]]:

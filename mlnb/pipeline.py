@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from mlnb import records
 from mlnb.config import Config
-from mlnb.exceptions import ConfigError, DataError, MlnbError
+from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError
+from mlnb.metrics import higher_is_better, improvement
 from mlnb.store import Run, Store, new_run_id
 
 log = logging.getLogger(__name__)
@@ -120,26 +121,34 @@ def evaluate_triggers(
             + (" (dataset drift)" if fired else ""),
         ))
     perf = t.performance
-    if production is not None and (perf.min is not None or perf.max_drop is not None):
+    bounds = [b for b in (perf.min, perf.max, perf.max_drop, perf.max_rise) if b is not None]
+    if production is not None and bounds:
         metric = perf.metric
         value = (current_metrics or {}).get(metric)
         if value is None:
-            out.append(Trigger("performance", False, None, perf.min, f"{metric} not measured: the batch has no labels"))
+            out.append(Trigger("performance", False, None, perf.min if perf.min is not None else perf.max,
+                               f"{metric} not measured: the batch has no labels"))
         else:
+            where = f"{metric} of v{production['version']} on this batch {value:.3f}"
             if perf.min is not None:
                 fired = value < perf.min
-                out.append(Trigger(
-                    "performance_min", fired, value, perf.min,
-                    f"{metric} of v{production['version']} on this batch {value:.3f} {'<' if fired else '≥'} minimum {perf.min:.3f}",
-                ))
+                out.append(Trigger("performance_min", fired, value, perf.min,
+                                   f"{where} {'<' if fired else '≥'} minimum {perf.min:.3f}"))
+            if perf.max is not None:
+                fired = value > perf.max
+                out.append(Trigger("performance_max", fired, value, perf.max,
+                                   f"{where} {'>' if fired else '≤'} maximum {perf.max:.3f} (lower is better)"))
             recorded = (production.get("metrics") or {}).get(metric)
-            if perf.max_drop is not None and recorded is not None:
-                drop = recorded - value
-                fired = drop > perf.max_drop
+            allowed = perf.max_drop if perf.max_drop is not None else perf.max_rise
+            if allowed is not None and recorded is not None:
+                worse = -improvement(metric, value, recorded)  # > 0: worse than at training
+                name = "performance_drop" if perf.max_drop is not None else "performance_rise"
+                fired = worse > allowed
+                moved = "dropped" if perf.max_drop is not None else "rose"
                 out.append(Trigger(
-                    "performance_drop", fired, round(drop, 6), perf.max_drop,
-                    f"{metric} dropped {drop:+.3f} from {recorded:.3f} at training "
-                    f"({'>' if fired else '≤'} allowed {perf.max_drop:.3f})",
+                    name, fired, round(worse, 6), allowed,
+                    f"{metric} {moved} {worse:+.3f} from {recorded:.3f} at training "
+                    f"({'>' if fired else '≤'} allowed {allowed:.3f})",
                 ))
     if production is not None and t.schedule.max_age_days is not None:
         created = _parse_time(production["created"])
@@ -153,27 +162,35 @@ def evaluate_triggers(
 
 
 def promotion_decision(config: Config, challenger: dict, champion: dict | None, validation_passed: bool) -> tuple[bool, str]:
-    """Whether the challenger replaces the champion, and why, from holdout metrics."""
+    """Whether the challenger replaces the champion, and why, from holdout metrics.
+
+    The gain is measured in the metric's direction (for rmse, a lower challenger gains);
+    ``promotion.min_gain`` is the least gain that promotes.
+    """
     rule = config.promotion
     metric = rule.metric
+    direction = "higher is better" if higher_is_better(metric) else "lower is better"
     if rule.require_validation and not validation_passed:
         return False, "validation did not pass and promotion requires it"
     c = challenger.get(metric)
     if c is None:
         return False, f"challenger has no {metric}"
     if champion is None:
-        perf_min = config.triggers.performance.min
-        if perf_min is not None and c < perf_min:
-            return False, f"first model's {metric} {c:.3f} is below the minimum {perf_min:.3f}"
+        perf = config.triggers.performance
+        if perf.min is not None and c < perf.min:
+            return False, f"first model's {metric} {c:.3f} is below the minimum {perf.min:.3f}"
+        if perf.max is not None and c > perf.max:
+            return False, f"first model's {metric} {c:.3f} is above the maximum {perf.max:.3f} ({direction})"
         return True, f"first model: {metric} {c:.3f} on the holdout"
     p = champion.get(metric)
     if p is None:
         return True, f"champion has no {metric} on the holdout"
-    gain = c - p
+    gain = improvement(metric, c, p)
+    versus = f"challenger {metric} {c:.3f} vs champion {p:.3f} ({direction}): gain {gain:+.3f}"
     # a tie does not replace a champion unless min_gain says ties are welcome
     if gain >= rule.min_gain and (gain > 0 or rule.min_gain < 0):
-        return True, f"challenger {metric} {c:.3f} vs champion {p:.3f}: gain {gain:+.3f} ≥ {rule.min_gain:+.3f}"
-    return False, f"challenger {metric} {c:.3f} vs champion {p:.3f}: gain {gain:+.3f} does not pass min_gain {rule.min_gain:+.3f}"
+        return True, f"{versus} ≥ {rule.min_gain:+.3f}"
+    return False, f"{versus} does not pass min_gain {rule.min_gain:+.3f}"
 
 
 def _parse_time(text: str) -> datetime:
@@ -191,13 +208,72 @@ def batches(config: Config) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
-def processed_batches(store: Store) -> dict[str, str]:
-    """``{sha256: pipeline run id}`` of every batch a recorded pipeline run processed."""
-    seen = {}
+def check_columns(config: Config, reference: Path, batch: Path) -> None:
+    """The columns ``mlnb.yaml`` names exist: target and features in the reference, drift
+    columns in the reference or the batch.
+
+    Raises:
+        ConfigError: naming the key, the column and the columns that exist.
+    """
+    from mlnb.data import table_columns
+
+    ref = table_columns(reference)
+    cur = table_columns(batch)
+    listed = ", ".join(ref)
+    if config.model.target not in ref:
+        raise ConfigError(f"model.target: {config.model.target!r} is not a column of the reference; columns: {listed}")
+    missing = [f for f in config.model.features or () if f not in ref]
+    if missing:
+        raise ConfigError(f"model.features: {', '.join(map(repr, missing))} not in the reference; columns: {listed}")
+    if config.model.target in (config.model.features or ()):
+        raise ConfigError(f"model.features: the target {config.model.target!r} cannot be a feature")
+    exclude = config.drift.exclude if isinstance(config.drift.exclude, list) else []
+    for key, names in (("drift.columns", config.drift.columns or []), ("drift.exclude", exclude)):
+        unknown = [c for c in names if c not in ref and c not in cur]
+        if unknown:
+            raise ConfigError(f"{key}: {', '.join(map(repr, unknown))} in neither the reference nor the batch; "
+                              f"columns: {', '.join(dict.fromkeys([*ref, *cur]))}")
+
+
+def check_estimator(config: Config) -> None:
+    """``model.estimator`` imports, fits ``model.task`` and takes ``model.hyperparameters``;
+    ``drift.method`` is a method mlnb has.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    from mlnb.drift import METHODS
+    from mlnb.metrics import import_estimator, task_of
+
+    m = config.model
+    try:
+        cls = import_estimator(m.estimator)
+    except MlnbError as exc:
+        raise ConfigError(f"model.estimator: {exc}") from None
+    task = task_of(cls)
+    if task != m.task:
+        raise ConfigError(f"model.estimator: {m.estimator} is a {'classifier' if task == 'classification' else 'regressor'} "
+                          f"but model.task is {m.task!r}; give a {m.task} estimator or change model.task")
+    allowed = cls().get_params(deep=False)
+    unknown = [k for k in m.hyperparameters if k not in allowed]
+    if unknown:
+        raise ConfigError(f"model.hyperparameters: {', '.join(map(repr, unknown))} not taken by {cls.__name__}; "
+                          f"allowed: {', '.join(sorted(allowed))}")
+    if config.drift.method != "auto" and config.drift.method not in METHODS:
+        raise ConfigError(f"drift.method: {config.drift.method!r} is not a method; allowed: auto, {', '.join(METHODS)}")
+
+
+def processed_batches(store: Store) -> dict[str, list[dict]]:
+    """``{batch sha256: [{"run": id, "config": sha256 or None, "outcome": ...}, ...]}``:
+    the succeeded pipeline runs that processed each batch, oldest first."""
+    seen: dict[str, list[dict]] = {}
     for item in reversed(store.list_runs(template="pipeline")):
-        batch = ((item.get("scraps") or {}).get("decision") or {}).get("batch") or {}
-        if batch.get("sha256") and item["status"] == "succeeded":
-            seen[batch["sha256"]] = item["id"]
+        decision = (item.get("scraps") or {}).get("decision") or {}
+        batch = decision.get("batch") or {}
+        if batch.get("sha256") and item["status"] == "succeeded" and decision.get("outcome") != "skipped":
+            seen.setdefault(batch["sha256"], []).append(
+                {"run": item["id"], "config": batch.get("config_sha256"), "outcome": decision.get("outcome")}
+            )
     return seen
 
 
@@ -283,26 +359,56 @@ class _Pipeline:
         self.id = new_run_id("pipeline", now=datetime.now(timezone.utc))
         self.decision = Decision(model=config.model.name)
 
-    def child(self, step: str, template: str, parameters: dict) -> Run:
-        from mlnb.execute import find_template, run_template
+    def template(self, name: str):
+        from mlnb.execute import find_template
 
-        tpl = find_template(template, start=self.config.root)
-        run = run_template(tpl, parameters, self.store, parent=self.id, progress=self.progress,
-                           paths_relative_to=self.config.root, tags={"pipeline_step": step})
+        return find_template(name, start=self.config.root)
+
+    def child(self, step: str, template: str, parameters: dict) -> Run:
+        from mlnb.execute import run_template
+
+        try:
+            run = run_template(self.template(template), parameters, self.store, parent=self.id,
+                               progress=self.progress, paths_relative_to=self.config.root,
+                               tags={"pipeline_step": step}, config=self.config)
+        except Interrupted:
+            raise
+        except MlnbError as exc:  # checked before the first step; what the data brings later is a step failure
+            raise PipelineStepFailed(f"step {step} could not start: {exc}") from exc
         self.decision.children[step] = run.id
         self.echo(f"  {step:<20} {run.status:<9} {run.id}")
         return run
 
     def evaluate(self, step: str, version: int, data: Path) -> dict | None:
         """Score a registered version on ``data`` with the ``evaluate`` template; its metrics."""
-        run = self.child(step, "evaluate", {
-            "model": f"{self.config.model.name}/{version}", "data": str(data),
-            "target": self.config.model.target, "store": str(self.store.path),
-            "baseline_if_unregistered": False,  # a pipeline never scores a stand-in model
-        })
+        run = self.child(step, "evaluate", self.evaluate_parameters(version, data))
         if not run.succeeded:
             self.fail(step, run)
         return run.record["scraps"].get("metrics")
+
+    def evaluate_parameters(self, version: int, data: Path) -> dict:
+        return {"model": f"{self.config.model.name}/{version}", "data": str(data),
+                "target": self.config.model.target, "store": str(self.store.path), "demo": False}
+
+    def preflight(self, batch: Path, production: dict | None) -> None:
+        """Check every step's parameters and inputs before the first step runs (exit 2 then
+        writes nothing): the steps that read the batch are checked on it, training on the
+        reference, which has the columns the training table will have."""
+        from mlnb.execute import prepare_parameters
+
+        cfg = self.config
+        reference = cfg.path(cfg.data.reference)
+        check_columns(cfg, reference, batch)
+        check_estimator(cfg)
+        steps = [("validate", {"data": str(batch)}), ("drift", {"current": str(batch)}),
+                 ("train", {"data": str(reference)})]
+        if production is not None:
+            steps.append(("evaluate", self.evaluate_parameters(production["version"], batch)))
+        for template, parameters in steps:
+            try:
+                prepare_parameters(self.template(template), parameters, cfg.root, self.store, cfg)
+            except MlnbError as exc:
+                raise type(exc)(f"step {template}: {exc}") from exc
 
     def fail(self, step: str, run: Run) -> None:
         err = run.record["error"] or {}
@@ -332,6 +438,7 @@ class _Pipeline:
 
     def choose_batch(self, current: str | None, force: bool) -> Path | None:
         processed = processed_batches(self.store)
+        config_sha = self.config.fingerprint()
         if current:
             batch = Path(current)
             if not batch.is_absolute():
@@ -342,52 +449,71 @@ class _Pipeline:
             files = batches(self.config)
             if not files:
                 raise ConfigError(f"data.current: {self.config.data.current!r} matches no file")
-            unseen = [f for f in files if records.sha256_file(f) not in processed]
+            done = {sha for sha, runs in processed.items() if any(r["config"] == config_sha for r in runs)}
+            unseen = [f for f in files if records.sha256_file(f) not in done]
             batch = (unseen or files)[-1]
-        self.decision.batch = {"path": str(batch.resolve()), **records.fingerprint(batch)}
-        earlier = processed.get(self.decision.batch["sha256"])
-        if earlier and not force:
+        self.decision.batch = {"path": str(batch.resolve()), **records.fingerprint(batch), "config_sha256": config_sha}
+        earlier = processed.get(self.decision.batch["sha256"], [])
+        same = [r for r in earlier if r["config"] == config_sha]
+        name = f"batch {batch.name} (sha256 {self.decision.batch['sha256'][:12]})"
+        if same and not force:
             self.decision.outcome = "skipped"
-            self.decision.reasons.append(f"batch {batch.name} (sha256 {self.decision.batch['sha256'][:12]}) was already processed by pipeline run {earlier}; use --force to process it again")
+            self.decision.reasons.append(
+                f"{name} was already processed under this configuration (sha256 {config_sha[:12]}) by pipeline run "
+                f"{same[-1]['run']} ({same[-1]['outcome']}); use --force to process it again")
             return None
+        if earlier and not same:
+            last = earlier[-1]
+            self.decision.reasons.append(
+                f"{name} was processed by pipeline run {last['run']} ({last['outcome']}) under another "
+                f"configuration (sha256 {(last['config'] or 'unrecorded')[:12]}); the configuration changed since "
+                f"(now {config_sha[:12]}): processing it again")
         return batch
 
     def run(self, current: str | None, force: bool) -> Decision:
-        cfg = self.config
-        batch = self.choose_batch(current, force)
-        if batch is None:
-            return self.decision
-        self.echo(f"pipeline {self.id}: batch {batch.name}")
-        reference = str(cfg.path(cfg.data.reference))
-        params: dict[str, Any] = {"data": str(batch), "reference": reference}
-        if cfg.validation.schema_:
-            params["schema"] = str(cfg.path(cfg.validation.schema_))
-        v = self.child("validate", "validate", params)
-        validation_passed = v.succeeded
-        if not v.succeeded:
-            if v.record["scraps"].get("passed") is not False:
-                self.fail("validate", v)
-            checks = v.record["error"]["evalue"] if v.record["error"] else "validation failed"
-            if cfg.validation.stop_on_failure:
-                self.decision.outcome = "rejected"
-                self.decision.reasons.append(f"data rejected: {checks}")
-                self.alert("data_rejected", f"{cfg.model.name}: batch {batch.name} rejected: {checks}")
-                return self.decision
-            self.decision.reasons.append(f"validation failed but stop_on_failure is false: {checks}")
+        from mlnb.registry import Registry
 
-        drift_params = {"reference": reference, "current": str(batch), "method": cfg.drift.method,
-                        "drift_share": cfg.drift.drift_share}
-        if cfg.drift.columns:
-            drift_params["columns"] = cfg.drift.columns
-        d = self.child("drift", "drift", drift_params)
+        with Registry(self.store) as registry:
+            batch = self.choose_batch(current, force)
+            if batch is None:
+                return self.decision
+            production = registry.alias_version(self.config.model.name, self.config.promotion.alias)
+            self.preflight(batch, production)
+            self.store.ensure_writable()
+            try:
+                return self.steps(registry, batch, production)
+            except (PipelineStepFailed, Interrupted):
+                raise
+            except MlnbError as exc:
+                raise PipelineStepFailed(str(exc)) from exc
+
+    def steps(self, registry, batch: Path, production: dict | None) -> Decision:
+        cfg = self.config
+        self.echo(f"pipeline {self.id}: batch {batch.name}")
+        v = self.child("validate", "validate", {"data": str(batch)})
+        scraps = v.record["scraps"]
+        validation_passed = v.succeeded and scraps.get("passed") is not False
+        if not v.succeeded:
+            if scraps.get("accepted") is not False:
+                self.fail("validate", v)
+            summary = v.record["error"]["evalue"] if v.record["error"] else "data rejected"
+            self.decision.outcome = "rejected"
+            self.decision.reasons.append(summary)
+            self.alert("data_rejected", f"{cfg.model.name}: batch {batch.name}: {summary}")
+            return self.decision
+        if scraps.get("errors"):
+            self.decision.reasons.append(f"schema checks failed but reject_on is {cfg.validation.reject_on!r}: "
+                                         + "; ".join(scraps["errors"]))
+        if scraps.get("warnings"):
+            text = "; ".join(scraps["warnings"])
+            self.decision.reasons.append(f"validation warnings (expectations, not rejected): {text}")
+            self.alert("data_warnings", f"{cfg.model.name}: batch {batch.name} accepted with warnings: {text}")
+
+        d = self.child("drift", "drift", {"current": str(batch)})
         if not d.succeeded:
             self.fail("drift", d)
 
-        from mlnb.registry import Registry
-
-        registry = Registry(self.store)
         alias = cfg.promotion.alias
-        production = registry.alias_version(cfg.model.name, alias)
         current_metrics = None
         from mlnb.data import read_table
 
@@ -408,10 +534,17 @@ class _Pipeline:
         if not fired:
             self.decision.outcome = "nothing_needed"
             return self.decision
+        if not labelled:
+            self.decision.outcome = "nothing_needed"
+            self.decision.reasons.append(f"cannot retrain: the batch has no labels in {cfg.model.target!r}")
+            self.alert("no_labels", f"{cfg.model.name}: {', '.join(t.name for t in fired)} fired on batch "
+                                    f"{batch.name}, which has no labels to retrain on")
+            return self.decision
 
         # retrain: reference (+ earlier batches) + the older part of this batch; the newest
         # part is the holdout on which challenger and champion are compared
-        train_part, holdout = split_batch(frame, cfg.training.holdout)
+        labelled_rows = frame[frame[cfg.model.target].notna()]
+        train_part, holdout = split_batch(labelled_rows, cfg.training.holdout)
         parts = [read_table(cfg.path(cfg.data.reference))] if cfg.training.policy == "all" else []
         earlier = self.earlier_batches()
         if cfg.training.policy == "window":
@@ -426,11 +559,7 @@ class _Pipeline:
             f"{'reference + ' if cfg.training.policy == 'all' else ''}{len(earlier)} earlier batches + "
             f"{len(train_part)} rows of this batch); {len(holdout)} newest rows held out"
         )
-        train_params = {"data": str(train_path), "target": cfg.model.target, "estimator": cfg.model.estimator,
-                        "hyperparameters": cfg.model.hyperparameters, "seed": cfg.training.seed}
-        if cfg.model.features:
-            train_params["features"] = cfg.model.features
-        t = self.child("train", "train", train_params)
+        t = self.child("train", "train", {"data": str(train_path)})
         if not t.succeeded:
             self.fail("train", t)
         new = registry.register(t.id, cfg.model.name, caused_by=self.id).version
@@ -512,7 +641,6 @@ def run_pipeline(
         ``OUTCOME_EXIT[decision.outcome]``.
     """
     store = store or Store(config.path(config.store))
-    store.ensure_writable()
     pipe = _Pipeline(config, store, now or datetime.now(timezone.utc), progress, echo or (lambda *a, **k: None))
     try:
         pipe.run(current, force)

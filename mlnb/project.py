@@ -1,12 +1,14 @@
-"""``mlnb init``: a working example project (config, real data, templates, a store)."""
+"""``mlnb init``: a project — the example (config, real data, templates) or one for the user's table."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
-from mlnb.config import CONFIG_FILE
-from mlnb.exceptions import ConfigError
+from mlnb.config import CONFIG_FILE, MODEL_NAME
+from mlnb.exceptions import ConfigError, DataError
 
 EXAMPLE_CONFIG = """\
 # The example project: Seattle's daily weather. A model is trained on 2012; each quarter of
@@ -28,10 +30,12 @@ training:
   holdout: 0.5                    # newest share of the batch kept to compare challenger and champion
 validation:
   schema: null                    # a YAML schema, or null to infer it from the reference
-  stop_on_failure: true
+  reject_on: schema               # schema: broken data is rejected, expectations warn; any; none
+  slack: 0.25                     # expectations: share of a reference range a batch may exceed it by
 drift:
   method: auto
   drift_share: 0.5
+  exclude: auto                   # dates and identifiers are left out; or a list of columns
 triggers:
   drift: true
   # accuracy, not macro F1: with five classes, two of them rare, macro F1 on a 45-row holdout
@@ -48,29 +52,69 @@ store: runs
 """
 
 
-def init_project(directory: str | Path, force: bool = False) -> list[Path]:
-    """Write an example project into ``directory``; return what was written.
+def init_project(
+    directory: str | os.PathLike,
+    force: bool = False,
+    data: str | os.PathLike | None = None,
+    target: str | None = None,
+) -> list[Path]:
+    """Write a project into ``directory``; return what was written.
+
+    Without ``data``, the example project (Seattle's weather, its batches, templates). With
+    ``data`` and ``target``, a project for the user's table: an ``mlnb.yaml`` whose task,
+    features, estimator and metrics fit that table (see :func:`config_for`), the table as
+    the reference (copied into ``data/`` unless it already lies inside ``directory``), an
+    empty ``data/batches/`` for new batches, and the templates.
 
     Raises:
-        ConfigError: ``directory`` already has an ``mlnb.yaml`` (unless ``force``).
+        ConfigError: ``directory`` already has an ``mlnb.yaml`` (unless ``force``), or
+            ``data`` is given without ``target`` (or the reverse).
+        DataError: ``data`` cannot be read, or ``target`` is not one of its columns.
     """
     from mlnb.data import write_example_data
-    from mlnb.execute import shipped_templates
 
     root = Path(directory)
     config = root / CONFIG_FILE
+    if (data is None) != (target is None):
+        raise ConfigError("--data and --target go together: the table and the column to predict")
     if config.exists() and not force:
         raise ConfigError(f"{config} exists; use --force to overwrite the example files")
+    if data is None:
+        root.mkdir(parents=True, exist_ok=True)
+        config.write_text(EXAMPLE_CONFIG)
+        written = [config, *write_example_data(root / "data")]
+        return written + _common_files(root, schemas=True)
+    from mlnb.data import read_table
+
+    source = Path(data).expanduser().resolve()
+    df = read_table(source)  # before anything is written: an unreadable table writes nothing
+    text = config_for(df, target, reference=str(source), name=_model_name(root, source))
     root.mkdir(parents=True, exist_ok=True)
-    config.write_text(EXAMPLE_CONFIG)
-    written = [config, *write_example_data(root / "data")]
+    resolved = root.resolve()
+    if resolved in source.parents:
+        reference = source.relative_to(resolved).as_posix()
+        written = []
+    else:
+        (root / "data").mkdir(exist_ok=True)
+        copy = root / "data" / f"reference{source.suffix.lower()}"
+        shutil.copyfile(source, copy)
+        reference, written = f"data/reference{source.suffix.lower()}", [copy]
+    (root / "data" / "batches").mkdir(parents=True, exist_ok=True)
+    config.write_text(text.replace("reference: ''", f"reference: {reference}"))
+    return [config, *written, *_common_files(root, schemas=False)]
+
+
+def _common_files(root: Path, schemas: bool) -> list[Path]:
+    from mlnb.execute import shipped_templates
+
+    written = []
     templates = root / "templates"
     templates.mkdir(exist_ok=True)
     source = shipped_templates()
     for nb in sorted(source.glob("*.ipynb")):
         shutil.copyfile(nb, templates / nb.name)
         written.append(templates / nb.name)
-    if (source / "schemas").is_dir():
+    if schemas and (source / "schemas").is_dir():
         shutil.copytree(source / "schemas", templates / "schemas", dirs_exist_ok=True)
     (root / "runs").mkdir(exist_ok=True)
     ignore = root / ".gitignore"
@@ -78,3 +122,89 @@ def init_project(directory: str | Path, force: bool = False) -> list[Path]:
         ignore.write_text("runs/\nartifacts/\n.ipynb_checkpoints/\n")
         written.append(ignore)
     return written
+
+
+def _model_name(root: Path, source: Path) -> str:
+    """A registry name from the project's folder (or the file's), lower case."""
+    for candidate in (root.resolve().name, source.stem):
+        name = re.sub(r"[^a-z0-9._-]+", "-", candidate.lower()).strip("-._")
+        if name and MODEL_NAME.match(name):
+            return name
+    return "model"
+
+
+def config_for(df, target: str, reference: str, name: str) -> str:
+    """The text of an ``mlnb.yaml`` for a table: the task from the target, the features,
+    an estimator and metrics that fit the task, with comments saying why.
+
+    Raises:
+        DataError: ``target`` is not a column of ``df``, or no feature column is left.
+    """
+    import yaml
+
+    from mlnb.metrics import DEFAULT_ESTIMATOR, DEFAULT_METRIC, infer_task, select_features
+
+    columns = [str(c) for c in df.columns]
+    if target not in columns:
+        raise DataError(f"--target {target!r} is not a column of the data; columns: {', '.join(columns)}")
+    task, why = infer_task(df[target])
+    features = select_features(df, target)
+    left_out = [c for c in columns if c != target and c not in features]
+    metric = DEFAULT_METRIC[task]
+    if task == "classification":
+        performance = {"metric": metric, "max_drop": 0.05}
+        perf_comment = "retrain when accuracy on a labelled batch falls 0.05 below its value at training"
+    else:
+        spread = float(df[target].std()) if df[target].notna().sum() > 1 else 1.0
+        rise = float(f"{0.1 * spread:.3g}") or 1.0
+        performance = {"metric": metric, "max_rise": rise}
+        perf_comment = (f"retrain when RMSE on a labelled batch rises more than {rise:g} (a tenth of the target's "
+                        "standard deviation) above its value at training; rmse is lower-is-better, so max/max_rise")
+
+    def flow(value) -> str:
+        if not isinstance(value, (list, dict)):
+            return flow([value])[1:-1]
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
+
+    lines = [
+        f"# mlnb project for {name}: the model predicts {target!r}.",
+        "# `mlnb pipeline run --current FILE` validates a new batch, checks drift and performance,",
+        "# and retrains when needed; new batches go into data/batches/.",
+        "model:",
+        f"  name: {name}",
+        f"  task: {task}  # {why}",
+        f"  target: {flow(target)}",
+        f"  features: {flow(features)}"
+        + (f"  # left out (identifiers, dates): {', '.join(left_out)}" if left_out else ""),
+        f"  estimator: {DEFAULT_ESTIMATOR[task]}",
+        "  hyperparameters: {}",
+        "data:",
+        "  reference: ''",
+        f"  current: data/batches/*{'.parquet' if reference.endswith('.parquet') else '.csv'}"
+        "  # a path or a glob; the pipeline takes the newest unseen batch",
+        "training:",
+        "  policy: all  # all: reference + every batch seen; window: the last N batches",
+        "  window: 4",
+        "  holdout: 0.3  # newest share of a batch kept to compare challenger and champion",
+        "validation:",
+        "  schema: null  # a YAML schema, or null to infer it from the reference",
+        "  reject_on: schema  # schema: broken data is rejected, expectations warn; any; none",
+        "  slack: 0.25",
+        "drift:",
+        "  method: auto",
+        "  drift_share: 0.5",
+        "  exclude: auto  # dates and identifiers are left out; or a list of columns",
+        "triggers:",
+        "  drift: true",
+        f"  # {perf_comment}",
+        f"  performance: {flow(performance)}",
+        "  schedule: {max_age_days: 30}",
+        "promotion:",
+        f"  metric: {metric}  # {'higher' if metric != 'rmse' else 'lower'} is better",
+        "  min_gain: 0.0",
+        "  require_validation: true",
+        "alerts:",
+        "  webhook: null",
+        "store: runs",
+    ]
+    return "\n".join(lines) + "\n"

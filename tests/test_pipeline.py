@@ -139,7 +139,7 @@ def test_rejected_batch_stops_the_pipeline_and_alerts_the_webhook(project, capsy
     try:
         config = _config(project, alerts__webhook=f"http://127.0.0.1:{server.server_address[1]}/hook")
         batch = pd.read_csv(project / "data/batches/2013-q2.csv")
-        batch.loc[:10, "temp_max"] = 80.0  # °C: out of any plausible range
+        batch.loc[:10, "temp_max"] = -999.0  # a sentinel for a missing reading: broken, not drift
         bad = project / "data/incoming-bad.csv"
         batch.to_csv(bad, index=False)
         lines = []

@@ -98,7 +98,21 @@ def test_promotion_rule(challenger, champion, passed, promote, why):
         ({"model": {"name": "w", "target": "t", "estimator": "os.system"}}, "model.estimator: must be a scikit-learn import path"),
         ({"drift": {"drift_share": 1.5}}, "drift.drift_share"),
         ({"alerts": {"webhook": "ftp://x"}}, "alerts.webhook: must be an http"),
-        ({"triggers": {"drfit": True}}, "triggers.drfit: unknown key"),
+        ({"triggers": {"drfit": True}}, "triggers.drfit: unknown key; allowed: drift, performance, schedule"),
+        ({"validation": {"stop_on_failure": True}}, "validation.stop_on_failure: unknown key; allowed: schema, reject_on"),
+        ({"validation": {"reject_on": "warnings"}}, "validation.reject_on: 'warnings' is not allowed"),
+        ({"promotion": {"metric": "rmse"}}, "promotion.metric: 'rmse' is not a classification metric; allowed: accuracy"),
+        ({"model": {"name": "w", "target": "t", "task": "regression"}, "promotion": {"metric": "f1"}},
+         "promotion.metric: 'f1' is not a regression metric; allowed: r2, mae, rmse"),
+        ({"model": {"name": "w", "target": "t", "task": "regression"},
+          "triggers": {"performance": {"metric": "rmse", "min": 3.0}}},
+         "triggers.performance.min: rmse is a metric where lower is better; use max instead"),
+        ({"model": {"name": "w", "target": "t", "task": "regression"},
+          "triggers": {"performance": {"metric": "mae", "max_drop": 0.1}}},
+         "triggers.performance.max_drop: mae is a metric where lower is better; use max_rise instead"),
+        ({"triggers": {"performance": {"metric": "accuracy", "max": 0.9}}},
+         "triggers.performance.max: accuracy is a metric where higher is better; use min instead"),
+        ({"model": {"name": "w", "target": "t", "features": []}}, "model.features: must name at least one column"),
         ({"training": {"policy": "some"}}, "training.policy: 'some' is not allowed"),
     ],
 )
@@ -188,3 +202,55 @@ def test_readme_shows_cron_and_ci_scheduling():
     readme = (ROOT / "README.md").read_text()
     assert "crontab" in readme and "mlnb pipeline run" in readme
     assert ".github/workflows/retrain.yml" in readme
+
+
+def regression(**sections):
+    data = {
+        "model": {"name": "houses", "task": "regression", "target": "price"},
+        "data": {"reference": "r.csv", "current": "b/*.csv"},
+        "triggers": {"performance": {"metric": "rmse", "max": 2.0, "max_rise": 0.5}},
+        "promotion": {"metric": "rmse", "min_gain": 0.0},
+    }
+    data.update(sections)
+    return parse_config(data)
+
+
+def test_regression_defaults_are_the_tasks_own():
+    cfg = parse_config({"model": {"name": "h", "task": "regression", "target": "y"},
+                        "data": {"reference": "r", "current": "c"}})
+    assert cfg.promotion.metric == cfg.triggers.performance.metric == "rmse"
+    assert cfg.model.estimator == "sklearn.ensemble.HistGradientBoostingRegressor"
+
+
+@pytest.mark.parametrize(
+    "challenger, champion, promote, why",
+    [
+        (1.0, 5.0, True, "gain +4.000"),  # a lower RMSE is better
+        (5.0, 1.0, False, "gain -4.000 does not pass"),
+        (2.0, 2.0, False, "gain +0.000 does not pass"),
+    ],
+)
+def test_promotion_of_a_regressor_follows_rmse_downwards(challenger, champion, promote, why):
+    ok, reason = promotion_decision(regression(), {"rmse": challenger}, {"rmse": champion}, True)
+    assert ok is promote, reason
+    assert why in reason and "lower is better" in reason
+
+
+def test_first_regressor_above_the_maximum_is_not_promoted():
+    ok, reason = promotion_decision(regression(), {"rmse": 2.5}, None, True)
+    assert not ok and "above the maximum 2.000" in reason
+
+
+@pytest.mark.parametrize(
+    "current, expected",
+    [
+        ({"rmse": 1.2}, []),
+        ({"rmse": 1.6}, ["performance_rise"]),  # 0.6 worse than 1.0 at training
+        ({"rmse": 2.4}, ["performance_max", "performance_rise"]),
+        ({"rmse": 0.5}, []),  # better than at training: nothing fires
+    ],
+)
+def test_regression_triggers_fire_when_the_loss_rises(current, expected):
+    prod = {"version": 2, "metrics": {"rmse": 1.0}, "created": NOW.isoformat()}
+    triggers = evaluate_triggers(regression(), drift=None, production=prod, current_metrics=current, now=NOW)
+    assert fired(triggers) == expected
