@@ -61,10 +61,11 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, a
     values = params_mod.load_params_file(params_file) if params_file else {}
     for name, text in pairs:
         values[name] = params_mod.parse_cli_value(text, tpl.parameters.get(name))
-    config = _project_config(tpl, values)
-    store.ensure_writable()
+    config, note = _project_config(tpl, values)
     result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
                           progress=not quiet and sys.stderr.isatty(), config=config)
+    if note:
+        click.echo(note, err=True)
     if as_json:
         _echo_json(result.record)
     else:
@@ -74,20 +75,21 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, a
 
 
 def _project_config(tpl, values: dict):
-    """The project's mlnb.yaml when the template takes defaults from it (said on stderr)."""
+    """The project's mlnb.yaml when the template takes defaults from it, and a line saying
+    which parameters it set (printed once the run is recorded)."""
     if not tpl.config_keys:
-        return None
+        return None, None
     from mlnb.config import find_config, load_config
     from mlnb.execute import project_defaults
 
     path = find_config()
     if path is None:
-        return None
+        return None, None
     config = load_config(path)
     used = {k: v for k, v in project_defaults(tpl, config).items() if k not in values}
-    if used:
-        click.echo(f"mlnb: from {path}: " + ", ".join(f"{k}={_short(v, 50)}" for k, v in used.items()), err=True)
-    return config
+    note = ("mlnb: parameters from " + str(path) + ": " + ", ".join(f"{k}={_short(v, 50)}" for k, v in used.items())
+            if used else None)
+    return config, note
 
 
 # -- runs ---------------------------------------------------------------------------------

@@ -70,7 +70,32 @@ def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
         raise DataError(f"cannot read {str(p)!r} as {fmt}: {first}") from exc
     if df.shape[1] == 0:
         raise DataError(f"cannot read {str(p)!r}: no columns")
+    if fmt == "csv":
+        duplicated = _duplicated_header(p, df, kwargs)
+        if duplicated:
+            # pandas renames the copies (wind, wind.1): validation reports the original names
+            df.attrs["duplicated_columns"] = duplicated
     return df
+
+
+def _duplicated_header(p: Path, df: "pd.DataFrame", kwargs: dict) -> list[str]:
+    """Names that the CSV header holds more than once (pandas renamed the copies ``x.1``)."""
+    import csv
+    import re
+
+    names = {str(c) for c in df.columns}
+    if not any(m and m.group(1) in names for m in (re.match(r"^(.*)\.\d+$", n) for n in names)):
+        return []
+    if kwargs.get("header", "infer") not in ("infer", 0) or kwargs.get("names") is not None:
+        return []
+    with open(p, newline="", encoding=kwargs.get("encoding") or "utf-8", errors="replace") as f:
+        header = next(csv.reader(f, delimiter=kwargs.get("sep") or ","), [])
+    seen, duplicated = set(), []
+    for name in header:
+        if name in seen and name not in duplicated:
+            duplicated.append(name)
+        seen.add(name)
+    return duplicated
 
 
 def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
@@ -109,6 +134,16 @@ def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
         raise DataError(f"cannot read {str(p)!r}: no columns to parse")
 
 
+def table_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV or Parquet file, reading only its header or schema."""
+    probe_table(path)
+    if TABLE_FORMATS[Path(path).suffix.lower()] == "parquet":
+        import pyarrow.parquet as pq
+
+        return [str(c) for c in pq.read_schema(path).names if not str(c).startswith("__index_level_")]
+    return [str(c) for c in read_table(path, nrows=0).columns]
+
+
 def seattle_weather() -> "pd.DataFrame":
     """Seattle's daily weather 2012–2015, as shipped (offline) by ``vega_datasets``.
 
@@ -118,6 +153,45 @@ def seattle_weather() -> "pd.DataFrame":
     from vega_datasets import local_data
 
     return local_data.seattle_weather()
+
+
+#: Columns of the bundled example (Seattle's daily weather), as :func:`write_example_data` writes them.
+EXAMPLE_COLUMNS = ("date", "precipitation", "temp_max", "temp_min", "wind", "weather")
+
+
+def is_example(table: "str | os.PathLike | pd.DataFrame") -> bool:
+    """Whether a table holds rows of the bundled example only (Seattle's weather, as
+    :func:`write_example_data` writes it): the same columns, and every row equal to the
+    example's row of that date. Demo modes of templates run on it and on nothing else.
+    """
+    import pandas as pd
+
+    if isinstance(table, (str, os.PathLike)):
+        p = Path(table)
+        # the whole example is 1,461 rows (about 50 kB): a larger file is not the example
+        if not p.is_file() or p.stat().st_size > 200_000:
+            return False
+        try:
+            table = read_table(p)
+        except DataError:
+            return False
+    if tuple(map(str, table.columns)) != EXAMPLE_COLUMNS or table.empty:
+        return False
+    example = seattle_weather()
+    example["date"] = example["date"].dt.strftime("%Y-%m-%d")
+    rows = table.assign(date=pd.to_datetime(table["date"], errors="coerce").dt.strftime("%Y-%m-%d"))
+    joined = rows.merge(example, on="date", how="left", suffixes=("", "_example"), indicator=True)
+    if len(joined) != len(rows) or (joined["_merge"] != "both").any():
+        return False
+    for column in EXAMPLE_COLUMNS[1:]:
+        a, b = joined[column], joined[f"{column}_example"]
+        if a.dtype.kind == "f" or b.dtype.kind == "f":
+            same = (pd.to_numeric(a, errors="coerce") - pd.to_numeric(b, errors="coerce")).abs() < 1e-9
+        else:
+            same = a.astype(str) == b.astype(str)
+        if not bool(same.all()):
+            return False
+    return True
 
 
 def write_example_data(directory: str | os.PathLike) -> list[Path]:

@@ -120,27 +120,64 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
 
 #: How a template's declared inputs (notebook metadata ``mlnb.inputs``) are checked before
 #: anything runs: ``table`` must be readable CSV/Parquet, ``schema`` a valid validation
-#: schema, ``file`` an existing file. A list of names means ``file`` for each.
-INPUT_KINDS = ("table", "schema", "file")
+#: schema, ``file`` an existing file, ``model`` a model URI that resolves in the run's
+#: registry, ``shadow_log`` a shadow log file or a served model's name that has one,
+#: ``target`` a column of the template's first table (None only on the bundled example). A
+#: list of names means ``file`` for each.
+INPUT_KINDS = ("table", "schema", "file", "model", "shadow_log", "target")
 
 
-def prepare_parameters(template: Template, overrides: dict[str, Any], base: str | os.PathLike) -> dict[str, Any]:
+def prepare_parameters(
+    template: Template,
+    overrides: dict[str, Any],
+    base: str | os.PathLike,
+    store: Store | str | os.PathLike | None = None,
+    config: Any = None,
+) -> dict[str, Any]:
     """Every parameter's final value for a run, checked: what a run starts with.
 
     Relative paths in ``overrides`` are taken from ``base``; names, types and declared
-    input files are checked.
+    inputs are checked. A template with a ``store`` parameter gets the run's store; with a
+    project ``config`` (:class:`mlnb.config.Config`), the parameters the template maps to
+    ``mlnb.yaml`` keys (notebook metadata ``mlnb.config``) default to the project's values.
 
     Raises:
-        ParameterError, DataError, SchemaDefinitionError: before anything runs.
+        ParameterError, DataError, SchemaDefinitionError, ModelNotFound: before anything runs.
     """
-    final = params_mod.resolve(template, _absolute_paths(dict(overrides), Path(base)))
+    given = _absolute_paths(dict(overrides), Path(base))
+    if config is not None:
+        given = {**project_defaults(template, config), **given}
+    final = params_mod.resolve(template, given)
+    for first, *others in template.overrides:
+        # a given `schema` makes `reference` moot: not the example's default, nothing
+        if given.get(first) is not None:
+            final.update({o: None for o in others if o not in given})
+    _check_example_defaults(template, given, final)
+    if "store" in template.parameters and "store" not in given and store is not None:
+        # a template that reads the store (the registry, earlier runs) reads this run's store
+        final["store"] = str((store.path if isinstance(store, Store) else Path(store)).resolve())
     _check_inputs(template, final)
     return final
 
 
+def project_defaults(template: Template, config: Any) -> dict[str, Any]:
+    """The values ``mlnb.yaml`` gives the parameters a template maps to its keys.
+
+    A template's notebook metadata ``mlnb.config`` maps parameter names to config keys
+    (``{"slack": "validation.slack"}``); keys whose value is null in the config are left to
+    the template's defaults.
+    """
+    out = {}
+    for name, key in template.config_keys.items():
+        value = config.value(key)
+        if value is not None and name in template.parameters:
+            out[name] = value
+    return out
+
+
 def _check_inputs(template: Template, final: dict[str, Any]) -> None:
     """Refuse a missing or unreadable declared input before a run is started (exit 2)."""
-    from mlnb.exceptions import DataError, SchemaDefinitionError
+    from mlnb.exceptions import DataError, ModelNotFound, RegistryError, SchemaDefinitionError
 
     declared = template.inputs
     kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
@@ -151,6 +188,15 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
                 f"allowed kinds: {', '.join(INPUT_KINDS)}"
             )
         value = final.get(name)
+        if kind == "model":
+            _check_model(template, name, value, final, kinds)
+            continue
+        if kind == "shadow_log":
+            _check_shadow_log(template, name, value, final, kinds)
+            continue
+        if kind == "target":
+            _check_target(template, name, value, final, kinds)
+            continue
         if not isinstance(value, str) or not value:
             continue
         path = Path(value) if os.path.isabs(value) else template.path.parent / value
@@ -165,8 +211,97 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
                 load_schema(path)
             elif not path.is_file():
                 raise DataError(f"cannot read {str(path)!r}: no such file")
-        except (DataError, SchemaDefinitionError) as exc:
+        except (DataError, SchemaDefinitionError, ModelNotFound, RegistryError) as exc:
             raise type(exc)(f"parameter {name!r}: {exc}") from exc
+
+
+def _check_model(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
+    """A model parameter resolves in the run's registry, or is None in an explicit demo."""
+    from mlnb.demo import check_allowed
+    from mlnb.exceptions import ModelNotFound, RegistryError
+    from mlnb.registry import Registry
+
+    with Registry(final.get("store") or Store().path) as registry:
+        try:
+            if value is not None:
+                registry.get(value)
+                return
+            tables = [final[n] for n, k in kinds.items() if k == "table" and isinstance(final.get(n), str)]
+            check_allowed(final.get("demo"), [_path(template, t) for t in tables], name, registry.describe_models())
+        except (ModelNotFound, RegistryError) as exc:
+            raise type(exc)(f"parameter {name!r}: {exc}") from exc
+
+
+def _check_shadow_log(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
+    """A shadow log parameter names a log that exists, or is None in an explicit demo."""
+    from mlnb.exceptions import DataError, ParameterError
+
+    if value is None:
+        if final.get("demo") is not True:
+            raise ParameterError(f"parameter {name!r} is required: a shadow log (.jsonl) or a served model's name", name)
+        given = [n for n, k in kinds.items() if k == "table" and final.get(n) is not None]
+        if given:
+            raise ParameterError(
+                f"parameter {name!r} is not given: demo mode replays the bundled example and takes no "
+                f"{', '.join(map(repr, given))}; give the shadow log these belong to", name,
+            )
+        return
+    from mlnb.serve import resolve_log
+
+    try:
+        resolve_log(value, final.get("store") or Store().path)
+    except DataError as exc:
+        raise DataError(f"parameter {name!r}: {exc}") from exc
+
+
+def _check_target(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
+    """A target parameter names a column of the first table, or is None on the example."""
+    from mlnb.data import table_columns
+    from mlnb.demo import example_target
+    from mlnb.exceptions import DataError
+
+    table = next((final[n] for n, k in kinds.items() if k == "table" and isinstance(final.get(n), str)), None)
+    if table is None:
+        return
+    path = _path(template, table)
+    if value is None:
+        example_target(name, path)  # the example's label, or "required" naming the columns
+        return
+    columns = table_columns(path)
+    if value not in columns:
+        raise DataError(f"parameter {name!r}: {value!r} is not a column of {str(path)!r}; columns: {', '.join(columns)}")
+
+
+def _path(template: Template, value: str) -> Path:
+    return Path(value) if os.path.isabs(value) else template.path.parent / value
+
+
+def _check_example_defaults(template: Template, given: dict[str, Any], final: dict[str, Any]) -> None:
+    """Refuse a run that mixes the user's inputs with inputs left at the example's defaults.
+
+    A template's default inputs point at the bundled example, so that it runs in JupyterLab
+    as it is. Once a declared input is the user's own data, another declared input left at
+    its default would silently bring the example into the user's run (validating a user's
+    batch against the weather reference, say): that is refused, naming the parameter.
+    """
+    from mlnb.data import is_example
+    from mlnb.exceptions import ParameterError
+
+    declared = template.inputs
+    kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
+    files = [n for n, k in kinds.items() if k in ("table", "file", "schema")]
+    own = [n for n in files if n in given and isinstance(final.get(n), str) and not is_example(_path(template, final[n]))]
+    if not own:
+        return
+    for name in files:
+        default = template.parameters[name].default if name in template.parameters else None
+        if name not in given and default is not None and final.get(name) == default:
+            raise ParameterError(
+                f"parameter {name!r} was left at its default {default!r}, the bundled example's, while "
+                f"{', '.join(map(repr, own))} {'is' if len(own) == 1 else 'are'} your data; give {name} "
+                "(inside a project, mlnb.yaml gives it)",
+                name,
+            )
 
 
 def _git_state(directory: Path) -> dict | None:
@@ -364,6 +499,7 @@ def run_template(
     reproduces: str | None = None,
     paths_relative_to: str | os.PathLike | None = None,
     run_id: str | None = None,
+    config: Any = None,
 ) -> Run:
     """Execute a template and commit its run record; return the committed run.
 
@@ -385,17 +521,16 @@ def run_template(
             working directory); the kernel runs in the template's directory.
         run_id: an id allocated beforehand with :func:`mlnb.store.new_run_id` (a pipeline
             names its children's parent before it records itself).
+        config: the project's :class:`mlnb.config.Config`; parameters the template maps to
+            its keys default to the project's values (see :func:`project_defaults`).
 
     Raises:
         TemplateNotFound, TemplateError, ParameterError, StoreError: before anything runs.
         Interrupted: on Ctrl-C or SIGTERM, after removing the staged run.
     """
     tpl = template if isinstance(template, Template) else find_template(template)
-    final = prepare_parameters(tpl, parameters or {}, paths_relative_to or Path.cwd())
     store = store if isinstance(store, Store) else Store(store)
-    if "store" in tpl.parameters and "store" not in (parameters or {}):
-        # a template that reads the store (the registry, earlier runs) reads this run's store
-        final["store"] = str(store.path.resolve())
+    final = prepare_parameters(tpl, parameters or {}, paths_relative_to or Path.cwd(), store, config)
     kernel = kernel_name or tpl.kernel_name
     inputs = _input_files(tpl, final)
     if run_id is not None and not RUN_ID.match(run_id):

@@ -71,6 +71,11 @@ class Template:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     kernel_name: str = "python3"
     inputs: tuple[str, ...] | dict[str, str] = ()
+    #: parameter name -> ``mlnb.yaml`` key whose value is the parameter's default in a project
+    config_keys: dict[str, str] = field(default_factory=dict)
+    #: groups ``[first, other, ...]``: a given ``first`` sets the others to None (metadata
+    #: ``mlnb.overrides``; a given ``schema`` makes ``reference`` moot)
+    overrides: tuple[tuple[str, ...], ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
@@ -80,9 +85,10 @@ def load_template(path: str | Path, name: str | None = None) -> Template:
     """Read a template notebook and its ``parameters`` cell.
 
     A template without a cell tagged ``parameters`` has no parameters. Notebook metadata
-    ``mlnb.inputs`` declares the parameters that name input files: a list of names, or a
-    mapping of names to a kind (``table``, ``schema``, ``file``) that mlnb checks before
-    the run starts.
+    ``mlnb.inputs`` declares the parameters that name inputs: a list of names, or a mapping
+    of names to a kind (``table``, ``schema``, ``file``, ``model``) that mlnb checks before
+    the run starts. ``mlnb.config`` maps parameters to ``mlnb.yaml`` keys whose values are
+    their defaults when the template runs inside a project.
 
     Raises:
         TemplateNotFound: the path does not exist.
@@ -109,6 +115,10 @@ def load_template(path: str | Path, name: str | None = None) -> Template:
     kernel = (metadata.get("kernelspec") or {}).get("name") or "python3"
     declared = (metadata.get("mlnb") or {}).get("inputs") or ()
     declared_inputs = dict(declared) if isinstance(declared, dict) else tuple(declared)
+    config_keys = (metadata.get("mlnb") or {}).get("config") or {}
+    if not isinstance(config_keys, dict):
+        raise TemplateError(f"template {str(path)!r}: metadata mlnb.config must map parameter names to mlnb.yaml keys")
+    overrides = tuple(tuple(group) for group in (metadata.get("mlnb") or {}).get("overrides") or ())
     params: dict[str, Parameter] = {}
     for cell in cells:
         tags = (cell.get("metadata") or {}).get("tags") or []
@@ -124,6 +134,8 @@ def load_template(path: str | Path, name: str | None = None) -> Template:
         parameters=params,
         kernel_name=kernel,
         inputs=declared_inputs,
+        config_keys=dict(config_keys),
+        overrides=overrides,
     )
 
 

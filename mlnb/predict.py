@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlnb.data import table_columns
 from mlnb.exceptions import DataError, ParameterError
 
 if TYPE_CHECKING:
@@ -86,18 +87,6 @@ def check_columns(columns: list[str], features: list[str], where: str = "the dat
             f"{where} lacks the model's feature column(s) {', '.join(map(repr, missing))}; "
             f"it has: {', '.join(map(str, columns)) or 'no columns'}"
         )
-
-
-def table_columns(path: str | os.PathLike) -> list[str]:
-    """The column names of a CSV or Parquet file, reading only its header or schema."""
-    from mlnb.data import TABLE_FORMATS, probe_table, read_table
-
-    probe_table(path)
-    if TABLE_FORMATS[Path(path).suffix.lower()] == "parquet":
-        import pyarrow.parquet as pq
-
-        return [str(c) for c in pq.read_schema(path).names if not str(c).startswith("__index_level_")]
-    return [str(c) for c in read_table(path, nrows=0).columns]
 
 
 def missing_features(df: "pd.DataFrame", features: list[str]) -> "pd.Series":
@@ -390,7 +379,7 @@ def predict_file(
     Everything a user can get wrong is checked before the run, so that nothing is written
     then: the URI must resolve in the store's registry, the input must be a readable table
     holding every feature of that version, the output must end in ``.csv``, ``.parquet`` or
-    ``.pq`` and its directory must exist. The template never falls back to a baseline here.
+    ``.pq`` and its directory must exist. The template never enters its demo mode here.
 
     Returns:
         The outcome; ``outcome.run.succeeded`` is False when the notebook failed (its record
@@ -427,7 +416,7 @@ def predict_file(
         "output_format": fmt,
         "impute_missing": bool(impute_missing),
         "store": str(store.path.resolve()),
-        "baseline_if_unregistered": False,
+        "demo": False,
     }
     if keep is not None:
         parameters["keep"] = list(keep)

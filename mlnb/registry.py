@@ -475,9 +475,17 @@ class Registry:
         """Names of registered models, sorted."""
         return [r[0] for r in self._read("SELECT DISTINCT name FROM model_versions ORDER BY name")]
 
+    def describe_models(self) -> str:
+        """``registered models in store PATH: a, b`` (or ``none``), for error messages."""
+        return f"registered models in store {self.store.path}: {', '.join(self.models()) or 'none'}"
+
     def _unknown_model(self, name: str) -> ModelNotFound:
+        import difflib
+
+        close = difflib.get_close_matches(name, self.models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         known = ", ".join(self.models()) or "none"
-        return ModelNotFound(f"no model named {name!r} in store {self.store.path}; registered models: {known}")
+        return ModelNotFound(f"no model named {name!r} in store {self.store.path}; registered models: {known}{hint}")
 
     def _resolve(self, db: sqlite3.Connection | None, ref: ModelRef) -> tuple[str, int]:
         """``(name, version)`` a reference points at, or ModelNotFound saying what exists."""

@@ -310,8 +310,8 @@ class Store:
         from mlnb.filters import compile_filter
 
         filter_sql, filter_args = compile_filter(filter)
-        if not self.path.is_dir():
-            return []
+        if not self.path.is_dir() or not ((self.path / DATABASE).exists() or self.run_ids()):
+            return []  # an empty store: reading it creates no index
         if not self._synced:
             self.sync_index()
         sql = "SELECT id, template, status, started, finished, duration_s, parent, parameters, scraps, tags FROM runs"

@@ -144,7 +144,7 @@ def test_mlnb_predict_scores_a_file_records_the_run_and_copies_the_artifact(stor
     run = runs[0]
     assert run.succeeded and not store.verify(run.id)
     scraps = run.record["scraps"]
-    assert scraps["model"]["name"] == "weather" and scraps["model"]["version"] == 2 and not scraps["model"]["baseline"]
+    assert scraps["model"]["name"] == "weather" and scraps["model"]["version"] == 2 and not scraps["model"]["demo"]
     assert scraps["n_rows"] == len(batch_with_gaps) and scraps["n_missing"] == 3
     assert [i["sha256"] for i in run.record["inputs"] if i["parameter"] == "data"] == [records.sha256_file(source)]
     artifact = run.artifact(scraps["predictions_artifact"])
@@ -211,6 +211,6 @@ def test_templates_ship_and_declare_their_inputs():
     from mlnb.execute import find_template
 
     predict, shadow = find_template("predict"), find_template("shadow")
-    assert {"model", "data"} <= set(predict.parameters) and predict.inputs == {"data": "table"}
-    assert {"log", "labels"} <= set(shadow.parameters) and shadow.inputs == {"labels": "table"}
+    assert {"model", "data"} <= set(predict.parameters) and predict.inputs == {"model": "model", "data": "table"}
+    assert {"log", "labels"} <= set(shadow.parameters) and shadow.inputs == {"log": "shadow_log", "labels": "table"}
     assert (ROOT / "templates" / "predict.ipynb").is_file()

@@ -107,9 +107,11 @@ def test_register_refuses_a_failed_run(tmp_path):
     from mlnb.execute import run_template
 
     store = Store(tmp_path / "store")
-    failed = run_template("train", {"data": str(REFERENCE), "target": "rainfall"}, store)
+    rainy = tmp_path / "rain-only.csv"
+    pd.read_csv(REFERENCE).query("weather == 'rain'").to_csv(rainy, index=False)
+    failed = run_template("train", {"data": str(rainy), "target": "weather"}, store)
     assert not failed.succeeded
-    with pytest.raises(RegistryError, match=f"run {failed.id} failed: DataError: target column 'rainfall' is not in the data.*only a succeeded training run can be registered"):
+    with pytest.raises(RegistryError, match=f"run {failed.id} failed: DataError: target 'weather' has a single class 'rain'.*only a succeeded training run can be registered"):
         Registry(store).register(failed.id, "weather")
     assert Registry(store).models() == []
 
@@ -365,11 +367,11 @@ def test_evaluate_template_scores_a_registered_model(registry, store, run_ids):
     registry.register(run_ids["hgb"], "weather")
     registry.promote("weather", 1)
     run = run_template("evaluate", {"model": "weather@production", "data": str(BATCH),
-                                    "store": str(store.path), "baseline_if_unregistered": False}, store)
+                                    "store": str(store.path)}, store)
     assert run.succeeded, run.record["error"]
     scraps = run.scraps
     assert scraps["model"] == {"uri": "weather@production", "name": "weather", "version": 1,
-                               "run_id": run_ids["hgb"], "sha256": registry.get("weather/1").sha256, "baseline": False}
+                               "run_id": run_ids["hgb"], "sha256": registry.get("weather/1").sha256, "demo": False}
     batch = pd.read_csv(BATCH)
     expected = metrics.evaluate(registry.load("weather/1"), batch[registry.get("weather/1").features], batch["weather"])
     assert scraps["metrics"] == pytest.approx(expected.metrics)
