@@ -39,8 +39,10 @@ The batches, per table:
    - ``unseen category``: a value of a category column is replaced by a value the
      reference never has. That value is a seen value in upper case, or, if that one was
      seen too, the seen value followed by ``" (new)"``. It applies to text columns with at
-     most 50 distinct values and at most half as many as rows. The diabetes and digits
-     tables have none, and they are skipped.
+     most 50 distinct values, at most half as many as rows, and no value seen only once in
+     the reference (a closed list; in an open list, such as airports' countries, where four
+     countries have one airport each, mlnb expects an unseen value now and then and only
+     warns). The diabetes, digits and airports tables have none, and they are skipped.
    - ``10x out of range``: values are set to ``max + 10 * (max - min)`` of the reference's
      column in every other batch, and to ``min - 10 * (max - min)`` in the others. It applies to
      numeric columns that are not constant in the reference.
@@ -149,6 +151,12 @@ def _text(s: pd.Series) -> bool:
     )
 
 
+def closed_category_columns(ref: pd.DataFrame) -> list[str]:
+    """The category columns whose reference holds no value only once: closed lists, where
+    mlnb's schema rejects an unseen value (in an open list it only warns)."""
+    return [c for c in category_columns(ref) if not ref[c].dropna().astype(str).value_counts().eq(1).any()]
+
+
 def category_columns(ref: pd.DataFrame) -> list[str]:
     """Text columns with few distinct values: mlnb's rule in ``infer``, used by the baseline."""
     out = []
@@ -251,7 +259,7 @@ def eligible(defect: str, ref: pd.DataFrame) -> list[str]:
     if defect == "nulls":
         return [c for c in cols if not ref[c].isna().any()]
     if defect == "unseen category":
-        return category_columns(ref)
+        return closed_category_columns(ref)
     if defect == "10x out of range":
         return [c for c in cols if _numeric(ref[c]) and ref[c].min() < ref[c].max()]
     raise ValueError(defect)

@@ -59,9 +59,10 @@ CHECKS = (
     "freshness",
     "expected_nulls",
     "expected_range",
+    "expected_categories",
     "expected_unique",
 )
-EXPECTATIONS = ("expected_nulls", "expected_range", "expected_unique")
+EXPECTATIONS = ("expected_nulls", "expected_range", "expected_categories", "expected_unique")
 _COUNTERPART = {"nulls": "expected_nulls", "in_range": "expected_range", "unique": "expected_unique"}
 
 #: Columns of :attr:`ValidationResult.checks`; ``severity`` is ``error`` for schema checks
@@ -105,7 +106,15 @@ class ExpectSpec(_Spec):
     min: float | None = None
     max: float | None = None
     nullable: float | None = Field(default=None, ge=0.0, le=1.0)
+    categories: list[str] | None = None
     unique: bool = False
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [v if isinstance(v, str) else str(v) for v in value]
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> ExpectSpec:
@@ -407,7 +416,9 @@ def infer(
     The *expectations* (warnings, see :data:`EXPECTATIONS`): the range widened by ``slack``
     of its width (never below zero for a column that never was), the null share plus
     ``null_slack``, and uniqueness of int, text and datetime columns whose values were all
-    distinct (at least 20 rows). A batch from another region of the same population may
+    distinct (at least 20 rows), and the values of a low-cardinality text column whose
+    reference holds values seen only once (an open list, such as countries: a new one is
+    expected now and then). A batch from another region of the same population may
     exceed them; whether it *drifted* is the drift step's question.
 
     Args:
@@ -449,9 +460,16 @@ def infer(
             spec["dtype"] = "datetime"
             expect["unique"] = bool(all_distinct)
         else:
-            distinct = values.astype(str).unique()
-            if 0 < len(distinct) <= max_categories and len(distinct) <= max(1, len(values) // 2):
-                spec.update(dtype="category", categories=sorted(distinct.tolist()))
+            counts = values.astype(str).value_counts()
+            if 0 < len(counts) <= max_categories and len(counts) <= max(1, len(values) // 2):
+                if (counts == 1).any():
+                    # values seen once say the list is open: their share estimates the chance
+                    # that a new row holds a value the reference never had (Good-Turing), so an
+                    # unseen value is expected now and then, a warning rather than broken data
+                    spec["dtype"] = "str"
+                    expect["categories"] = sorted(counts.index.tolist())
+                else:
+                    spec.update(dtype="category", categories=sorted(counts.index.tolist()))
             else:
                 spec["dtype"] = "str"
                 expect["unique"] = bool(all_distinct)
@@ -822,6 +840,11 @@ def _expectation_checks(name: str, e: ExpectSpec | None, checks: list, planned: 
             checks.append(pa.Check.le(e.max, name="expected_range"))
             expect = f"value <= {_fmt(e.max)}"
         planned.append(_Planned("expected_range", name, expect))
+    if e.categories is not None:
+        check_ids[(name, len(checks))] = "expected_categories"
+        checks.append(pa.Check.isin(e.categories, name="expected_categories"))
+        shown = ", ".join(e.categories[:10]) + (", ..." if len(e.categories) > 10 else "")
+        planned.append(_Planned("expected_categories", name, f"one of {shown}"))
     if e.unique:
         check_ids[(name, len(checks))] = "expected_unique"
         checks.append(pa.Check(lambda s: ~s.duplicated(keep=False), name="expected_unique"))
@@ -1027,6 +1050,9 @@ def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
     elif p.check == "categories":
         unseen = part["failure_case"].astype(str).nunique()
         detail = f"{_n(n, 'value')} not allowed ({unseen} distinct); allowed: {p.expect[7:]}"
+    elif p.check == "expected_categories":
+        unseen = part["failure_case"].astype(str).nunique()
+        detail = f"{_n(n, 'value')} not seen in the reference ({unseen} distinct); seen: {p.expect[7:]}"
     elif p.check in ("unique", "expected_unique"):
         detail = f"{_n(n, 'row')} share their value with another row"
     else:

@@ -545,3 +545,24 @@ def test_expectations_round_trip_through_yaml_and_are_warnings(tmp_path, referen
     assert loaded == infer(reference)
     summary = validate(_set(reference, 3, "wind", 20.0), loaded).summary()
     assert summary.startswith("data accepted: the schema's checks passed") and "1 warning (wind expected_range" in summary
+
+
+def test_an_open_list_of_values_warns_on_a_new_one_a_closed_list_rejects():
+    """vega_datasets' airports: 3,372 airports in the USA and four countries with one each."""
+    from vega_datasets import local_data
+
+    airports = local_data.airports()
+    foreign = airports[airports["country"] != "USA"]
+    assert len(foreign) == 4 and foreign["country"].is_unique
+    usa = airports[airports["country"] == "USA"]
+    reference = pd.concat([usa.sample(frac=0.5, random_state=0), foreign.iloc[:2]])  # two of them seen once
+    schema = infer(reference)
+    assert schema.columns["country"].dtype == "str"
+    assert schema.columns["country"].expect.categories == sorted(reference["country"].unique())
+    rest = airports.drop(reference.index)
+    batch = pd.concat([rest[rest["country"] == "USA"].head(40), rest[rest["country"] != "USA"]])
+    result = validate(batch, schema)
+    assert result.passed and ("expected_categories", "country") in failed(result)
+    # a closed list (no value seen once) keeps rejecting a value it never had
+    weather = infer(read_table(REFERENCE))
+    assert weather.columns["weather"].dtype == "category"
