@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,14 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
         text=True,
         timeout=timeout,
     )
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT and SIGTERM act as they do
+    under a terminal, whatever the test runner inherited (a background job of a
+    non-interactive shell starts with SIGINT ignored, and a child would inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from mlnb import records
 from mlnb.execute import run_template
 from mlnb.store import STAGING, Store
 
-from .conftest import ROOT
+from .conftest import ROOT, default_signals
 
 
 def test_record_holds_every_parameter_scrap_artifact_and_hash(echo_run):
@@ -120,6 +120,7 @@ def _start_sleeping_run(store_path: Path) -> subprocess.Popen:
         [sys.executable, "-m", "mlnb", "run", str(ROOT / "tests/notebooks/sleeps.ipynb"),
          "-p", "seconds", "60", "--store", str(store_path), "--quiet"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )
 
 

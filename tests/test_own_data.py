@@ -153,3 +153,41 @@ def test_a_pipeline_that_cannot_start_writes_nothing(tables, tmp_path, change, f
     result = run_cli("pipeline", "run", "--current", str(tables / "wine_new.csv"), cwd=root)
     _one_line(result, 2, *fragments)
     assert _listing(root / "runs") == []
+
+
+@pytest.fixture(scope="module")
+def wine_project(tables, tmp_path_factory):
+    """A project made by ``mlnb init`` for wine, with strict validation: any warning rejects."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("wine-strict") / "wine"
+    assert run_cli("init", str(root), "--data", str(tables / "wine_ref.csv"), "--target", "target").returncode == 0
+    config = yaml.safe_load((root / "mlnb.yaml").read_text())
+    config["validation"].update(reject_on="any", slack=0.0)
+    (root / "mlnb.yaml").write_text(yaml.safe_dump(config))
+    return root
+
+
+def test_validate_by_hand_agrees_with_the_pipeline_and_a_new_configuration_reprocesses(tables, wine_project):
+    batch = str(tables / "wine_new.csv")
+    by_hand = run_cli("run", "validate", "-p", "data", batch, "--json", cwd=wine_project)
+    assert by_hand.returncode == 1  # rejected under the project's rule, as the pipeline rejects it
+    record = json.loads(by_hand.stdout)
+    assert record["parameters"]["reference"] == str(wine_project / "data" / "reference.csv")
+    assert (record["parameters"]["slack"], record["parameters"]["reject_on"]) == (0.0, "any")
+    assert "parameters from" in by_hand.stderr and "reject_on=any" in by_hand.stderr
+    piped = run_cli("pipeline", "run", "--current", batch, cwd=wine_project)
+    assert piped.returncode == 5, piped.stdout + piped.stderr
+    assert record["error"]["evalue"] in piped.stdout  # the same verdict, word for word
+
+    # the batch is processed once per configuration: fix the rule, and it is processed again
+    import yaml
+
+    again = run_cli("pipeline", "run", "--current", batch, cwd=wine_project)
+    assert again.returncode == 0 and "already processed under this configuration" in again.stdout
+    config = yaml.safe_load((wine_project / "mlnb.yaml").read_text())
+    config["validation"].update(reject_on="schema", slack=0.25)
+    (wine_project / "mlnb.yaml").write_text(yaml.safe_dump(config))
+    fixed = run_cli("pipeline", "run", "--current", batch, cwd=wine_project)
+    assert fixed.returncode == 3, fixed.stdout + fixed.stderr  # accepted now: a first model is promoted
+    assert "under another configuration" in fixed.stdout and "the configuration changed since" in fixed.stdout

@@ -20,7 +20,7 @@ from mlnb.exceptions import DataError, ParameterError
 from mlnb.params import load_template
 from mlnb.store import DATABASE, STAGING, Store
 
-from .conftest import NOTEBOOKS, ROOT
+from .conftest import NOTEBOOKS, ROOT, default_signals
 
 CPU = str(NOTEBOOKS / "cpu_work.ipynb")
 ECHO = NOTEBOOKS / "echo.ipynb"
@@ -429,7 +429,7 @@ def test_ctrl_c_cancels_pending_runs_and_leaves_no_partial_run(tmp_path, workers
         [sys.executable, "-m", "mlnb", "sweep", CPU, "--grid", "seed=1,2,3,4,5,6", "-p", "cpu_seconds", "30",
          "--workers", workers, "--store", str(store_path)],
         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=default_signals,
     )
     staged = lambda: list((store_path / STAGING).glob("*/notebook.ipynb")) if (store_path / STAGING).is_dir() else []  # noqa: E731
     deadline = time.monotonic() + 120
