@@ -90,6 +90,7 @@ def ui(store_path, port, token_file, write_token_file, export_dir):
     from mlnb.ui.app import create_app
 
     app = create_app(store, read_token=read, write_token=write)
+    app.state.site.warm()
     url = f"http://127.0.0.1:{port}/" + (f"?token={read}" if read else "")
     mode = "promote and rollback need the write token" if write else "read-only"
     click.echo(f"mlnb ui: {url}  (store {store.path}; {mode}; Ctrl-C stops)", err=True)

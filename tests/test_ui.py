@@ -10,6 +10,7 @@ each page kept under ``test-artifacts/ui/``.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -128,6 +129,14 @@ def page(browser):
     context.close()
 
 
+def _open(page, url: str):
+    """Go to ``url`` and wait until the page and its notebook frame stop loading (a click
+    while the frame still loads can be lost)."""
+    response = page.goto(url)
+    page.wait_for_load_state("networkidle")
+    return response
+
+
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -142,7 +151,7 @@ def _row_ids(page) -> list[str]:
 
 def test_runs_page_lists_newest_first_with_status_and_verify_badges_and_pages(page, server, sample):
     store = sample["store"]
-    page.goto(server + "/runs")
+    _open(page, server + "/runs")
     newest = [i["id"] for i in store.list_runs(limit=50)]
     assert _row_ids(page) == newest
     assert page.locator("h1").inner_text().startswith(f"Runs {len(store.run_ids())}")
@@ -159,7 +168,7 @@ def test_runs_page_lists_newest_first_with_status_and_verify_badges_and_pages(pa
 
 def test_filter_typed_in_the_browser_keeps_what_the_store_keeps(page, server, sample):
     expr = "template = 'train' and metrics.f1 > 0.8"
-    page.goto(server + "/runs")
+    _open(page, server + "/runs")
     page.fill("#filter", expr)
     page.press("#filter", "Enter")
     page.wait_for_url("**/runs?filter=*")
@@ -170,7 +179,7 @@ def test_filter_typed_in_the_browser_keeps_what_the_store_keeps(page, server, sa
 
 
 def test_a_filter_that_does_not_parse_says_where_and_what_was_expected(page, server):
-    page.goto(server + "/runs")
+    _open(page, server + "/runs")
     page.fill("#filter", "metrics.f1 >")
     with page.expect_response(lambda r: "/runs?" in r.url) as info:
         page.press("#filter", "Enter")
@@ -183,7 +192,7 @@ def test_a_filter_that_does_not_parse_says_where_and_what_was_expected(page, ser
 
 
 def test_runs_sort_by_a_metric(page, server, sample):
-    page.goto(server + "/runs?filter=template+%3D+%27train%27&sort=metrics.f1&order=desc")
+    _open(page, server + "/runs?filter=template+%3D+%27train%27&sort=metrics.f1&order=desc")
     ids = _row_ids(page)
     f1 = {i["id"]: (i["scraps"].get("metrics") or {}).get("f1") for i in sample["store"].list_runs(template="train")}
     shown = [f1[i] for i in ids if f1[i] is not None]
@@ -197,7 +206,7 @@ def test_runs_sort_by_a_metric(page, server, sample):
 
 def test_select_runs_and_compare_them_with_only_differences_and_charts(page, server, sample):
     sweep = sample["made"]["sweep"]
-    page.goto(server + "/runs")
+    _open(page, server + "/runs")
     page.fill("#filter", f"parent = '{sweep}'")
     page.press("#filter", "Enter")
     page.wait_for_url("**/runs?filter=*")
@@ -231,16 +240,20 @@ def test_select_runs_and_compare_them_with_only_differences_and_charts(page, ser
 
 def test_compare_fifty_runs_side_by_side(page, server, sample):
     ids = [i["id"] for i in sample["store"].list_runs(limit=50)]
-    page.goto(server + "/compare?" + "&".join(f"run={i}" for i in ids))
+    _open(page, server + "/compare?" + "&".join(f"run={i}" for i in ids))
     assert page.locator("h1").inner_text() == "Compare 50 runs"
     assert page.locator("#compare thead th a").count() == 50
     shot(page, "compare-50")
 
 
 def test_compare_children_of_a_sweep_from_its_run_page(page, server, sample):
-    page.goto(server + f"/runs/{sample['made']['sweep']}")
-    page.click("#compare-children")
-    page.wait_for_url("**/compare?parent=*")
+    _open(page, server + f"/runs/{sample['made']['sweep']}")
+    page.wait_for_load_state("networkidle")
+    link = page.locator("#compare-children")
+    assert link.get_attribute("href") == f"/compare?parent={sample['made']['sweep']}"
+    link.scroll_into_view_if_needed()
+    link.click()
+    page.wait_for_url(re.compile(r"/compare\?parent="))
     assert page.locator("#compare thead th a").count() == 12
 
 
@@ -253,7 +266,7 @@ def test_run_page_embeds_the_report_without_code_and_the_full_notebook_one_click
     store = sample["store"]
     drift = next(i for i in store.list_runs(template="drift") if i["parent"])
     rec = store.get(drift["id"]).record
-    page.goto(server + f"/runs/{drift['id']}")
+    _open(page, server + f"/runs/{drift['id']}")
     frame = page.frame_locator("#notebook")
     assert frame.locator("h1").first.inner_text().replace("¶", "").strip() == "Drift analysis"
     assert frame.locator("table.summary").count() == 1
@@ -281,7 +294,7 @@ def test_run_page_embeds_the_report_without_code_and_the_full_notebook_one_click
 
 
 def test_tampered_run_says_what_changed(page, server, sample):
-    page.goto(server + f"/runs/{sample['tampered']}")
+    _open(page, server + f"/runs/{sample['tampered']}")
     assert page.locator("h1 .badge.changed").count() == 1
     assert "notebook.html: content changed" in page.locator("#verify-problems").inner_text()
 
@@ -294,13 +307,13 @@ def test_models_version_lineage_chain_followed_link_by_link(page, server, sample
 
     with Registry(sample["store"]) as registry:
         mv = registry.get("weather@production")
-    page.goto(server + "/models")
+    _open(page, server + "/models")
     assert "weather" in page.locator("#models").inner_text()
     shot(page, "models")
     page.click("#models a:has-text('weather')")
     page.wait_for_url("**/models/weather")
     assert page.locator("#versions tr").count() == sample["made"]["versions"] + 1
-    assert page.locator("#alias-timeline svg g.event").count() == sample["made"]["versions"]
+    assert page.locator("#alias-timeline svg circle.point").count() == sample["made"]["versions"]
     shot(page, "model")
     page.click(f"#versions a:text-is('v{mv.version}')")
     page.wait_for_url(f"**/models/weather/versions/{mv.version}")
@@ -327,7 +340,7 @@ def test_models_version_lineage_chain_followed_link_by_link(page, server, sample
 
 def test_monitoring_dashboard_points_link_to_their_runs(page, server, sample):
     store = sample["store"]
-    page.goto(server + "/models/weather/monitor")
+    _open(page, server + "/models/weather/monitor")
     shot(page, "monitor")
     drift_ids = {i["id"] for i in store.list_runs(template="drift") if i["parent"]}
     points = page.locator("#drift-chart svg a")
@@ -340,7 +353,7 @@ def test_monitoring_dashboard_points_link_to_their_runs(page, server, sample):
     points.first.click()
     page.wait_for_url("**/runs/*")
     assert page.locator("p.muted b").first.inner_text() == "drift"
-    page.goto(server + "/monitor")
+    _open(page, server + "/monitor")
     assert page.locator("#drift-chart svg a").count() == 12
     shot(page, "monitor-store")
 
@@ -350,7 +363,7 @@ def test_unknown_run_or_model_in_a_url_is_a_404_page_with_a_link_back(page, serv
                        ("/models/nothing", "/models"), ("/models/weather/versions/999", "/models"),
                        ("/models/weather/versions/abc", "/models"), ("/raw/runs/nothing/report.html", "/runs"),
                        ("/compare?run=20260101T000000Z-nothing-abcdef", "/runs")):
-        response = page.goto(server + path)
+        response = _open(page, server + path)
         assert response.status == 404, path
         assert page.locator("main a").get_attribute("href") == back, path
     shot(page, "not-found")
@@ -372,7 +385,7 @@ def _probe(frame_or_page) -> dict:
 def test_script_in_a_notebook_cannot_read_the_ui_pages_or_cookies(page, server, sample):
     host = server.split("//")[1].split(":")[0]
     page.context.add_cookies([{"name": "ui_secret", "value": "s3cret", "domain": host, "path": "/"}])
-    page.goto(server + f"/runs/{sample['evil']}")
+    _open(page, server + f"/runs/{sample['evil']}")
     assert "ui_secret=s3cret" in page.evaluate("document.cookie")  # the UI's own origin has it
     seen = _probe(page.frame_locator("#notebook"))
     assert seen["cookie"].startswith("error:"), seen
@@ -381,7 +394,7 @@ def test_script_in_a_notebook_cannot_read_the_ui_pages_or_cookies(page, server, 
     assert seen["fetch"].startswith("error:"), seen
     assert seen["storage"].startswith("error:"), seen
     # opened on its own, outside the iframe, the notebook is still sandboxed by its header
-    response = page.goto(server + f"/raw/runs/{sample['evil']}/notebook.html")
+    response = _open(page, server + f"/raw/runs/{sample['evil']}/notebook.html")
     assert "sandbox" in response.headers["content-security-policy"]
     seen = _probe(page)
     assert seen["cookie"].startswith("error:") and seen["fetch"].startswith("error:"), seen
@@ -404,7 +417,7 @@ def test_write_without_the_token_is_403_and_changes_nothing(page, server, sample
 def test_promote_and_rollback_from_the_page_are_recorded_with_the_ui_as_actor(page, server, sample):
     from mlnb.registry import Registry
 
-    page.goto(server + "/models/weather")
+    _open(page, server + "/models/weather")
     promote = page.locator("#actions form").first
     promote.locator("input[name=version]").fill("1")
     promote.locator("input[name=reason]").fill("back to the first model")
@@ -477,21 +490,22 @@ def test_export_writes_the_same_pages_as_static_files(page, sample, tmp_path, cl
     done = cli("ui", "--store", str(sample["store"].path), "--export", str(out))
     assert done.returncode == 0, done.stderr
     ids = sample["store"].run_ids()
-    assert all((out / "runs" / i / "index.html").is_file() for i in ids)
+    assert all((out / "runs" / f"{i}.html").is_file() for i in ids)
     assert (out / "models" / "weather" / "monitor.html").is_file()
     report = (out / "raw" / "runs" / sample["evil"] / "report.html").read_text()
     assert "Content-Security-Policy" in report.split("</head>")[0]
-    page.goto((out / "index.html").as_uri())
+    _open(page, (out / "index.html").as_uri())
     assert _row_ids(page) == [i["id"] for i in sample["store"].list_runs(limit=50)]
     shot(page, "export-runs")
     drift = next(i for i in sample["store"].list_runs(template="drift") if i["parent"])
-    page.goto((out / "runs" / "page-1.html").as_uri())
+    _open(page, (out / "runs" / "page-1.html").as_uri())
     page.click(f"a:text-is('{drift['id']}')")
     assert page.locator("h1 .mono").inner_text() == drift["id"]
     frame = page.frame_locator("#notebook")
     assert frame.locator("table.summary").count() == 1
     assert frame.locator(".jp-InputArea-editor").count() == 0
     shot(page, "export-run")
+    page.wait_for_load_state("networkidle")
     page.click("header a:text-is('Models')")
     page.click("#models a:has-text('weather')")
     page.click("#monitor-link")

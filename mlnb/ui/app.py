@@ -43,15 +43,18 @@ UNTRUSTED_HEADERS = {
 }
 
 
-def create_app(store, read_token: str | None = None, write_token: str | None = None) -> FastAPI:
+def create_app(store, read_token: str | None = None, write_token: str | None = None, sync: bool = True) -> FastAPI:
     """The application over one store.
 
     Args:
         store: a Store or its path.
         read_token: when set, every request must carry it.
         write_token: when set, promote and rollback are offered and need it.
+        sync: keep the index up to date with new runs from a background thread.
     """
     site = Site(store, write_enabled=bool(write_token))
+    if sync:
+        site.sync_forever()
     links = Links("/")
     app = FastAPI(title="mlnb ui", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.site = site
@@ -124,7 +127,10 @@ def create_app(store, read_token: str | None = None, write_token: str | None = N
         if what == "report":
             body = site.report(run_id)
         elif what == "notebook":
-            body = site.run(run_id).html_path.read_text(encoding="utf-8")
+            path = site.run(run_id).html_path
+            if not path.is_file():
+                raise NotFound(f"run {run_id} has no notebook.html")
+            body = path.read_text(encoding="utf-8")
         else:
             raise NotFound(f"no view {what!r} of a run; there are 'report' and 'notebook'")
         return HTMLResponse(body, headers=UNTRUSTED_HEADERS)

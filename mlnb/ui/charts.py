@@ -87,7 +87,8 @@ def line_chart(series: list[dict], labels: list[str], *, title: str, width: int 
     for t in _ticks(lo, hi):
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eee"/>'
                      f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#555">{_fmt(t)}</text>')
-    every = max(1, math.ceil(n / 12))
+    longest = max((len(str(label)[:14]) for label in labels), default=1)
+    every = max(1, math.ceil(n * (longest * 6.5 + 8) / pw))  # labels that fit side by side
     for i, label in enumerate(labels):
         if i % every == 0:
             parts.append(f'<text x="{x(i):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#555">'
@@ -145,11 +146,11 @@ def heatmap(rows: list[str], cols: list[str], cells: dict[tuple[int, int], dict]
     """A grid: ``cells[(row, col)] = {"color", "href", "title", "text"}``; empty cells stay blank."""
     cell_w = max(10, min(40, 720 // max(len(cols), 1)))
     cell_h, left, top = 18, 130, 24
-    width = left + cell_w * len(cols) + 10
-    height = top + cell_h * len(rows) + 60
+    width = max(left + cell_w * len(cols) + 10, 460)
+    height = top + cell_h * len(rows) + 84
     parts = [f'<text x="4" y="14" font-weight="600">{escape(title)}</text>']
     if legend:
-        parts.append(f'<text x="{left}" y="{height - 8}" fill="#555">{escape(legend)}</text>')
+        parts.append(f'<text x="{left}" y="{height - 6}" fill="#555">{escape(legend)}</text>')
     for r, name in enumerate(rows):
         parts.append(f'<text x="{left - 6}" y="{top + r * cell_h + 13}" text-anchor="end">{escape(name[:20])}</text>')
     every = max(1, math.ceil(len(cols) * 40 / 720))
@@ -198,14 +199,18 @@ def parallel_coordinates(axes: list[str], lines: list[dict], *, title: str, colo
         poly = (f'<polyline class="line" points="{path}" fill="none" stroke="{color}" stroke-width="1.4" '
                 f'stroke-opacity="0.8"><title>{escape(ln.get("title") or "")}</title></polyline>')
         parts.append(_link(ln.get("href"), poly))
+    room = max(8, int(pw / max(len(axes), 1) / 6.5))  # characters that fit between two axes
     for i, a in enumerate(axes):
-        lo, hi = ranges[a]
+        seen = [v for v in (ln["values"].get(a) for ln in lines) if v is not None]
         xx = ax_x(i)
         anchor = "start" if i == 0 else "end" if i == len(axes) - 1 else "middle"
+        label = a if len(a) <= room else "…" + a[-(room - 1):]
         parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + ph}" stroke="#444"/>'
-                     f'<text x="{xx:.1f}" y="{top - 8}" text-anchor="{anchor}" font-weight="600">{escape(a[:22])}</text>'
-                     f'<text x="{xx + 3:.1f}" y="{top + 10}" fill="#555">{_fmt(hi)}</text>'
-                     f'<text x="{xx + 3:.1f}" y="{top + ph}" fill="#555">{_fmt(lo)}</text>')
+                     f'<text x="{xx:.1f}" y="{top - 8}" text-anchor="{anchor}" font-weight="600">{escape(label)}'
+                     f'<title>{escape(a)}</title></text>')
+        if seen:
+            parts.append(f'<text x="{xx + 3:.1f}" y="{ax_y(a, max(seen)) - 3:.1f}" fill="#555">{_fmt(max(seen))}</text>'
+                         f'<text x="{xx + 3:.1f}" y="{ax_y(a, min(seen)) + 12:.1f}" fill="#555">{_fmt(min(seen))}</text>')
     return _svg(width, height, "".join(parts), title)
 
 
@@ -235,12 +240,18 @@ def timeline(lanes: list[str], events: list[dict], *, title: str, width: int = 9
         stamp = datetime.utcfromtimestamp(t).strftime("%Y-%m-%d %H:%M") if times else ""
         parts.append(f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="middle" fill="#777">{stamp}</text>')
     index = {lane: i for i, lane in enumerate(lanes)}
-    for e, t in zip(events, times):
+    last_label: dict[str, float] = {}
+    for e, t in sorted(zip(events, times), key=lambda pair: pair[1]):
         yy = top + index.get(e["lane"], 0) * lane_h + lane_h / 2
-        mark = (f'<g class="event"><circle cx="{x(t):.1f}" cy="{yy:.1f}" r="6" fill="{e.get("color") or PALETTE[0]}">'
-                f'<title>{escape(e.get("title") or "")}</title></circle>'
-                f'<text x="{x(t):.1f}" y="{yy - 9:.1f}" text-anchor="middle" fill="#333">'
-                f'{escape(str(e.get("label") or "")[:10])}</text></g>')
+        label = str(e.get("label") or "")[:10]
+        # a label only where it does not run into the previous one of its lane
+        show = x(t) - last_label.get(e["lane"], -1e9) > len(label) * 6.5 + 6
+        if show:
+            last_label[e["lane"]] = x(t)
+        text = (f'<text x="{x(t):.1f}" y="{yy - 9:.1f}" text-anchor="middle" fill="#333">{escape(label)}</text>'
+                if show else "")
+        mark = (f'<g class="event"><circle cx="{x(t):.1f}" cy="{yy:.1f}" r="6" fill="{e.get("color") or PALETTE[0]}" '
+                f'fill-opacity="0.8"><title>{escape(e.get("title") or "")}</title></circle>{text}</g>')
         parts.append(_link(e.get("href"), mark))
     return _svg(width, height, "".join(parts), title)
 

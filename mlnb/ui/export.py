@@ -4,7 +4,7 @@ Layout (every link relative, so the folder can be moved or opened from disk)::
 
     index.html                       the newest runs (= runs/page-1.html)
     runs/page-N.html                 every run, newest first, 50 a page
-    runs/<id>/index.html             a run
+    runs/<id>.html                   a run
     raw/runs/<id>/report.html        its notebook without code inputs
     raw/runs/<id>/notebook.html      its whole notebook
     raw/runs/<id>/artifacts/...      its artifacts
@@ -32,8 +32,13 @@ from mlnb.ui.report import strip_inputs, with_meta_csp
 from mlnb.ui.site import PER_PAGE, Site
 
 
+_MADE: set[Path] = set()
+
+
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent not in _MADE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.add(path.parent)
     path.write_text(text, encoding="utf-8")
 
 
@@ -48,7 +53,9 @@ def _page(site: Site, out: Path, rel: str, builder, *args) -> None:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.parent not in _MADE:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _MADE.add(dst.parent)
     with contextlib.suppress(FileNotFoundError):
         dst.unlink()
     try:
@@ -57,9 +64,44 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def export_run(site: Site, out: Path, run_id: str) -> None:
+#: Inline styles longer than this (nbconvert's lab theme, the same in every notebook) go
+#: to one shared file under static/, so an export does not repeat them in every notebook.
+SHARED_STYLE_MIN = 4096
+
+
+def share_styles(html: str, out: Path, root: str, written: dict[str, str]) -> str:
+    """``html`` with its long inline styles replaced by links to shared files in ``static/``."""
+    parts, pos = [], 0
+    while True:
+        start = html.find("<style", pos)
+        if start < 0:
+            break
+        body = html.find(">", start) + 1
+        end = html.find("</style>", body)
+        if body <= 0 or end < 0:
+            break
+        css = html[body:end]
+        parts.append(html[pos:start])
+        if len(css) < SHARED_STYLE_MIN:
+            parts.append(html[start:end + 8])
+        else:
+            name = written.get(css)
+            if name is None:
+                name = written[css] = f"nb-{records.sha256_bytes(css.encode())[:16]}.css"
+                target = out / "static" / name
+                if not target.exists():  # another worker may write the same file: whole or not at all
+                    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_text(css, encoding="utf-8")
+                    os.replace(tmp, target)
+            parts.append(f'<link rel="stylesheet" href="{root}static/{name}">')
+        pos = end + 8
+    parts.append(html[pos:])
+    return "".join(parts)
+
+
+def export_run(site: Site, out: Path, run_id: str, styles: dict[str, str] | None = None) -> None:
     """A run's page, its two notebook views and its artifacts."""
-    _page(site, out, f"runs/{run_id}/index.html", site.run_page, run_id)
+    _page(site, out, f"runs/{run_id}.html", site.run_page, run_id)
     run = site.run(run_id)
     raw = out / "raw" / "runs" / run_id
     try:
@@ -69,57 +111,112 @@ def export_run(site: Site, out: Path, run_id: str) -> None:
     report = strip_inputs(html)
     if report is None:
         report = site.report(run_id)
-    _write(raw / "report.html", with_meta_csp(report))
-    _write(raw / "notebook.html", with_meta_csp(html))
+    styles = {} if styles is None else styles
+    root = "../../../"  # raw/runs/<id>/ up to the export's top
+    _write(raw / "report.html", with_meta_csp(share_styles(report, out, root, styles)))
+    _write(raw / "notebook.html", with_meta_csp(share_styles(html, out, root, styles)))
     for art in run.record.get("artifacts") or []:
         src = run.path / records.ARTIFACTS_DIR / art["path"]
         if src.is_file():
             _link_or_copy(src, raw / "artifacts" / art["path"])
 
 
-def export(store, directory: str | os.PathLike, progress=None) -> dict:
+_WORKER: dict = {}
+
+
+def _start_worker(store_path: str, out: str) -> None:
+    _MADE.clear()
+    site = Site(store_path)
+    site.sync(force=True)
+    site.sync_mode = "never"  # the export shows the store as it was when it started
+    _WORKER.update(site=site, out=Path(out), styles={})
+
+
+def _task(task: tuple) -> list[tuple]:
+    """Write the pages of one task in a worker; return the verify results it computed."""
+    site, out = _WORKER["site"], _WORKER["out"]
+    kind, *args = task
+    if kind == "runs":
+        done = []
+        for run_id in args[0]:
+            export_run(site, out, run_id, _WORKER["styles"])
+            path = site.store.path / run_id
+            done.append((run_id, site._signature(path), site.verify(run_id)))
+        return done
+    if kind == "versions":
+        for name, version in args[0]:
+            _page(site, out, f"models/{name}/versions/{version}.html", site.version_page, name, version)
+    elif kind == "compare":
+        _page(site, out, f"compare/{args[0]}.html", lambda links: site.compare_page(parent=args[0], links=links))
+    elif kind == "model":
+        _page(site, out, f"models/{args[0]}/index.html", site.model_page, args[0])
+        _page(site, out, f"models/{args[0]}/monitor.html", lambda links: site.monitor_page(args[0], links=links))
+    return []
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[k:k + size] for k in range(0, len(items), size)]
+
+
+def export(store, directory: str | os.PathLike, progress=None, workers: int | None = None) -> dict:
     """Write every page of ``store`` under ``directory``; return counts of what was written.
 
+    Run pages, version pages and comparisons are written by ``workers`` processes (default:
+    two, or one on a one-core machine); the lists are written last, with the verify status
+    the workers found.
+
     Args:
-        progress: called with ``(done, total)`` as run pages are written, if given.
+        progress: called with ``(done, total)`` as tasks finish, if given.
 
     Raises:
         StoreError: the store cannot be read, or ``directory`` is a file.
     """
+    import multiprocessing
+
     out = Path(directory).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise StoreError(f"export directory {str(out)!r} is a file; give a directory")
+    _MADE.clear()
     site = Site(store)
     site.check()
+    site.sync_mode = "never"
     out.mkdir(parents=True, exist_ok=True)
     (out / "static").mkdir(exist_ok=True)
     for f in STATIC.iterdir():
         shutil.copyfile(f, out / "static" / f.name)
+    ids = site.store.run_ids()
+    parents = [p for (p,) in site.db().execute(
+        "SELECT parent FROM runs WHERE parent IS NOT NULL GROUP BY parent HAVING COUNT(*) >= 2")]
+    with site.registry() as registry:
+        versions = registry.versions()
+    names = sorted({mv.name for mv in versions})
+    tasks = ([("runs", chunk) for chunk in _chunks(ids, 25)]
+             + [("versions", chunk) for chunk in _chunks([(mv.name, mv.version) for mv in versions], 25)]
+             + [("compare", p) for p in parents] + [("model", n) for n in names])
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    if workers == 1 or len(tasks) < 8:
+        _start_worker(str(site.store.path), str(out))
+        results = map(_task, tasks)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (str(site.store.path), str(out)))
+        results = pool.imap_unordered(_task, tasks)
+    try:
+        for k, done in enumerate(results, 1):
+            for run_id, signature, problems in done:
+                site._verify[(run_id, signature)] = problems
+            if progress:
+                progress(k, len(tasks))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     template, context = site.runs_page(links=_links("index.html"))
     pages = context["pages"]
     _write(out / "index.html", render(template, context, _links("index.html"), site))
     for n in range(1, pages + 1):
         _page(site, out, f"runs/page-{n}.html", lambda links, n=n: site.runs_page(page=n, per_page=PER_PAGE, links=links))
-    ids = site.store.run_ids()
-    with contextlib.closing(site.db()) as db:
-        parents = [p for (p,) in db.execute(
-            "SELECT parent FROM runs WHERE parent IS NOT NULL GROUP BY parent HAVING COUNT(*) >= 2")]
-    for i, run_id in enumerate(ids, 1):
-        export_run(site, out, run_id)
-        if progress:
-            progress(i, len(ids))
-    for parent in parents:
-        _page(site, out, f"compare/{parent}.html", lambda links, p=parent: site.compare_page(parent=p, links=links))
     _page(site, out, "models/index.html", site.models_page)
     _page(site, out, "monitor.html", lambda links: site.monitor_page(None, links=links))
-    n_versions = 0
-    with site.registry() as registry:
-        versions = registry.versions()
-    for name in sorted({mv.name for mv in versions}):
-        _page(site, out, f"models/{name}/index.html", site.model_page, name)
-        _page(site, out, f"models/{name}/monitor.html", lambda links, n=name: site.monitor_page(n, links=links))
-    for mv in versions:
-        _page(site, out, f"models/{mv.name}/versions/{mv.version}.html", site.version_page, mv.name, mv.version)
-        n_versions += 1
-    return {"runs": len(ids), "run_pages": pages, "compare_pages": len(parents),
-            "models": len({mv.name for mv in versions}), "versions": n_versions, "directory": str(out)}
+    return {"runs": len(ids), "run_pages": pages, "compare_pages": len(parents), "models": len(names),
+            "versions": len(versions), "directory": str(out)}

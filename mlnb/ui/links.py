@@ -68,7 +68,7 @@ class ExportLinks(Links):
         return f"{self.root}runs/page-{max(int(page or 1), 1)}.html"
 
     def run(self, run_id: str) -> str:
-        return f"{self.root}runs/{quote(run_id)}/index.html"
+        return f"{self.root}runs/{quote(run_id)}.html"
 
     def compare(self, ids=None, parent=None) -> str | None:
         return f"{self.root}compare/{quote(parent)}.html" if parent else None

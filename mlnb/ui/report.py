@@ -28,8 +28,8 @@ NOTEBOOK_CSP = (
 #: The same policy as a meta element, for exported pages (no header there). A meta policy
 #: cannot sandbox, so an export runs no script of a notebook at all.
 EXPORT_META_CSP = (
-    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-    "style-src 'unsafe-inline'; font-src data:; form-action 'none'; base-uri 'none'\">"
+    "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; font-src data:; form-action 'none'; base-uri 'none'\">"
 )
 
 _CODE_CELL = re.compile(r'<div class="jp-Cell jp-CodeCell(?P<rest>[^"]*)"')

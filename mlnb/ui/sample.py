@@ -33,7 +33,9 @@ def _notebook(template: str, scraps: dict, extra_html: str | None = None):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    shown = {k: v for k, v in scraps.items() if not isinstance(v, (dict, list))}
+    # one notebook is rendered per template and shared by its runs: it names what is glued,
+    # the values are in each record
+    shown = {k: type(v).__name__ for k, v in scraps.items()}
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in shown.items())
     cells = [
         nbformat.v4.new_markdown_cell(f"# {TITLES.get(template, template)}\n\nA synthetic run of `{template}`."),
@@ -41,7 +43,7 @@ def _notebook(template: str, scraps: dict, extra_html: str | None = None):
         nbformat.v4.new_code_cell(
             "summary = compute_summary(data)\nsummary",
             outputs=[nbformat.v4.new_output("execute_result", execution_count=3, data={
-                "text/html": f"<table class='summary'><tr><th>name</th><th>value</th></tr>{rows}</table>",
+                "text/html": f"<table class='summary'><tr><th>scrap</th><th>type</th></tr>{rows}</table>",
                 "text/plain": json.dumps(shown)})]),
         nbformat.v4.new_code_cell("print('done')", outputs=[nbformat.v4.new_output("stream", name="stdout", text="done\n")]),
     ]
@@ -65,6 +67,7 @@ class _Writer:
         self.exporter = HTMLExporter(template_name="lab")
         self.exporter.log.setLevel(logging.ERROR)
         self.rendered: dict[str, tuple[bytes, bytes]] = {}
+        self.hashes: dict[bytes, str] = {}
         self.checked: set[str] = set()
         self.n = 0
 
@@ -77,6 +80,11 @@ class _Writer:
             html, _ = self.exporter.from_notebook_node(nb)
             self.rendered[key] = (nbformat.writes(nb).encode(), html.encode())
         return self.rendered[key]
+
+    def sha256(self, data: bytes) -> str:
+        if data not in self.hashes:
+            self.hashes[data] = records.sha256_bytes(data)
+        return self.hashes[data]
 
     def write(self, template: str, started: datetime, parameters: dict, scraps: dict, *, parent: str | None = None,
               tags: dict | None = None, artifacts: dict[str, bytes] | None = None, inputs: list | None = None,
@@ -98,8 +106,8 @@ class _Writer:
             "schema": records.SCHEMA, "id": run_id,
             "template": {"name": template, "path": f"templates/{template}.ipynb", "sha256": "0" * 64},
             "parameters": parameters, "inputs": inputs or [], "scraps": scraps,
-            "files": {records.NOTEBOOK_FILE: {"sha256": records.sha256_bytes(ipynb), "bytes": len(ipynb)},
-                      records.HTML_FILE: {"sha256": records.sha256_bytes(html), "bytes": len(html)}},
+            "files": {records.NOTEBOOK_FILE: {"sha256": self.sha256(ipynb), "bytes": len(ipynb)},
+                      records.HTML_FILE: {"sha256": self.sha256(html), "bytes": len(html)}},
             "artifacts": arts, "status": status,
             "error": None if status == "succeeded" else {"kind": "exception", "cell_index": 2, "ename": "ValueError",
                                                          "evalue": "synthetic failure"},

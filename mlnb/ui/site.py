@@ -21,7 +21,7 @@ from typing import Any
 
 from mlnb import filters, records
 from mlnb.exceptions import MlnbError, ModelNotFound, RunNotFound
-from mlnb.store import RUN_ID, Store
+from mlnb.store import RUN_ID, Run, Store
 from mlnb.ui import charts
 
 PER_PAGE = 50
@@ -125,6 +125,14 @@ class Site:
         self._verify = _LRU(20_000)
         self._tables = _LRU(2_000)
         self._reports = _LRU(64)
+        self._local = threading.local()
+        self._maps_key = None
+        self._maps_checked = 0.0
+        self._maps: dict = {}
+        self._maps_lock = threading.Lock()
+        #: "inline": a request brings the index up to date (at most once a second);
+        #: "background": a thread does (see :meth:`sync_forever`); "never": as of check().
+        self.sync_mode = "inline"
 
     # -- access ------------------------------------------------------------------------------
 
@@ -139,8 +147,7 @@ class Site:
             raise StoreError(f"store {str(path)!r} cannot be read as a directory")
         try:
             self.sync(force=True)
-            with contextlib.closing(self.db()) as db:
-                db.execute("SELECT COUNT(*) FROM runs").fetchone()
+            self.db().execute("SELECT COUNT(*) FROM runs").fetchone()
             from mlnb.registry import Registry
 
             with Registry(self.store) as registry:
@@ -150,8 +157,36 @@ class Site:
         except OSError as exc:
             raise StoreError(f"store {str(path)!r} cannot be read: {exc}") from exc
 
+    def warm(self) -> None:
+        """Import and compile what the first requests would otherwise wait for."""
+        import pyarrow.parquet  # noqa: F401  (table scraps)
+
+        from mlnb.ui.links import Links
+        from mlnb.ui.render import environment
+
+        for name in ("runs.html", "run.html", "compare.html", "models.html", "model.html", "version.html",
+                     "monitor.html", "error.html"):
+            environment().get_template(name)
+        self.runs_page(links=Links())
+
+    def sync_forever(self, interval: float = 2.0) -> threading.Thread:
+        """Keep the index up to date from a daemon thread, so no request waits for it."""
+        self.sync_mode = "background"
+
+        def loop():
+            while True:
+                time.sleep(interval)
+                with contextlib.suppress(MlnbError, OSError, sqlite3_errors()):
+                    self.sync(force=True)
+
+        thread = threading.Thread(target=loop, name="mlnb-ui-sync", daemon=True)
+        thread.start()
+        return thread
+
     def sync(self, force: bool = False) -> None:
         """Bring the index up to date with the run directories, at most once a second."""
+        if not force and self.sync_mode != "inline" and self._synced_at:
+            return
         now = time.monotonic()
         if not force and now - self._synced_at < 1.0:
             return
@@ -161,7 +196,11 @@ class Site:
                 self._synced_at = time.monotonic()
 
     def db(self):
-        return self.store._connect()
+        """This thread's connection to the store's database (opened once per thread)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self.store._connect()
+        return db
 
     def registry(self):
         from mlnb.registry import Registry
@@ -170,8 +209,58 @@ class Site:
 
     def _query(self, sql: str, args: list | tuple = ()) -> list[dict]:
         self.sync()
-        with contextlib.closing(self.db()) as db:
-            return [_row(r) for r in db.execute(sql, list(args)).fetchall()]
+        return [_row(r) for r in self.db().execute(sql, list(args)).fetchall()]
+
+    def maps(self) -> dict:
+        """Who is whose child, which runs used or produced which version, which run moved
+        which alias: read in one pass each, rebuilt when the index or registry grows."""
+        db = self.db()
+        now = time.monotonic()
+        if self._maps_key is not None and (self.sync_mode == "never" or now - self._maps_checked < 1.0):
+            return self._maps
+        self._maps_checked = now
+        key = [db.execute("SELECT COUNT(*), MAX(rowid) FROM runs").fetchone()]
+        with contextlib.suppress(sqlite3_errors()):
+            key.append(db.execute("SELECT COUNT(*) FROM model_versions").fetchone())
+            key.append(db.execute("SELECT MAX(seq) FROM alias_events").fetchone())
+        if key == self._maps_key:
+            return self._maps
+        with self._maps_lock:
+            children: dict[str, list[str]] = {}
+            for run_id, parent in db.execute("SELECT id, parent FROM runs WHERE parent IS NOT NULL ORDER BY started, id"):
+                children.setdefault(parent, []).append(run_id)
+            used: dict[tuple, list[str]] = {}
+            for run_id, name, version in db.execute(
+                    "SELECT id, json_extract(scraps, '$.model.name'), json_extract(scraps, '$.model.version') FROM runs "
+                    "WHERE json_type(scraps, '$.model.name') = 'text' ORDER BY started DESC, id DESC"):
+                used.setdefault((name, version), []).append(run_id)
+            produced: dict[str, list[dict]] = {}
+            moves: dict[str, list[dict]] = {}
+            cols = ("seq", "name", "alias", "action", "from_version", "to_version", "undoes", "reason", "caused_by", "at")
+            with contextlib.suppress(sqlite3_errors()):  # a store without a registry yet
+                for name, version, run_id, created_by in db.execute(
+                        "SELECT name, version, run_id, created_by FROM model_versions ORDER BY name, version"):
+                    for who in dict.fromkeys((run_id, created_by)):
+                        produced.setdefault(who, []).append({"name": name, "version": version})
+                for row in db.execute(f"SELECT {', '.join(cols)} FROM alias_events ORDER BY seq"):
+                    event = dict(zip(cols, row))
+                    moves.setdefault(event["caused_by"], []).append(event)
+            self._maps = {"children": children, "used": used, "produced": produced, "moves": moves}
+            self._maps_key = key
+        return self._maps
+
+    def items(self, ids: list[str]) -> list[dict]:
+        """Index rows of these runs, in the order given (unknown ids left out)."""
+        found: dict[str, dict] = {}
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(f"SELECT {_INDEX_COLUMNS} FROM runs WHERE id IN ({marks})", chunk):
+                found[r["id"]] = r
+        return [found[i] for i in ids if i in found]
+
+    def children(self, run_id: str) -> list[dict]:
+        return self.items(self.maps()["children"].get(run_id, []))
 
     def run_item(self, run_id: str) -> dict:
         if not RUN_ID.match(run_id):
@@ -184,10 +273,12 @@ class Site:
     def run(self, run_id: str):
         if not RUN_ID.match(run_id):
             raise NotFound(f"no run {run_id!r} in this store")
+        path = self.store.path / run_id
         try:
-            return self.store.get(run_id)
-        except (RunNotFound, MlnbError) as exc:
-            raise NotFound(str(exc)) from exc
+            # the schema is checked by verify(), whose result every page shows
+            return Run(path, records.read_record(path, validate=False))
+        except (RunNotFound, MlnbError, KeyError) as exc:
+            raise NotFound(f"no run {run_id!r} in this store") from exc
 
     # -- derived from a run's files (cached) -------------------------------------------------
 
@@ -206,19 +297,19 @@ class Site:
         key = (run_id, self._signature(path))
         return self._verify.get_or(key, lambda: records.verify(path))
 
-    def table(self, run_id: str, name: str, artifact: str):
-        """A table scrap of a run as a DataFrame (cached), or None when it cannot be read."""
+    def table_rows(self, run_id: str, artifact: str) -> list[dict] | None:
+        """A table scrap as a list of row dicts (pyarrow, no pandas; cached), or None."""
         path = self.store.path / run_id / records.ARTIFACTS_DIR / artifact
 
         def read():
-            import pandas as pd
+            import pyarrow.parquet as pq
 
             try:
-                return pd.read_parquet(path)
+                return pq.read_table(path).to_pylist()
             except (OSError, ValueError):
                 return None
 
-        return self._tables.get_or((run_id, name, self._signature(path.parent)), read)
+        return self._tables.get_or((run_id, "rows", artifact, self._signature(path.parent)), read)
 
     def report(self, run_id: str) -> str:
         from mlnb.ui.report import report_html
@@ -244,17 +335,17 @@ class Site:
             error = error or f"sort: {exc}"
             sort, (key_sql, key_args) = "started", ("started", [])
         self.sync()
-        with contextlib.closing(self.db()) as db:
-            total = db.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", args).fetchone()[0]
-            everything = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            pages = max(1, math.ceil(total / per_page))
-            page = min(max(int(page or 1), 1), pages)
-            rows = db.execute(
-                f"SELECT {_INDEX_COLUMNS} FROM runs WHERE {where} "
-                f"ORDER BY ({key_sql}) IS NULL, ({key_sql}) {order.upper()}, id DESC LIMIT ? OFFSET ?",
-                [*args, *key_args, *key_args, per_page, (page - 1) * per_page],
-            ).fetchall()
-            templates = [r[0] for r in db.execute("SELECT DISTINCT template FROM runs ORDER BY template")]
+        db = self.db()
+        total = db.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", args).fetchone()[0]
+        everything = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        pages = max(1, math.ceil(total / per_page))
+        page = min(max(int(page or 1), 1), pages)
+        rows = db.execute(
+            f"SELECT {_INDEX_COLUMNS} FROM runs WHERE {where} "
+            f"ORDER BY ({key_sql}) IS NULL, ({key_sql}) {order.upper()}, id DESC LIMIT ? OFFSET ?",
+            [*args, *key_args, *key_args, per_page, (page - 1) * per_page],
+        ).fetchall()
+        templates = [r[0] for r in db.execute("SELECT DISTINCT template FROM runs ORDER BY template")]
         items = [_row(r) for r in rows]
         for item in items:
             item["summary"] = summary(item["scraps"])
@@ -269,7 +360,7 @@ class Site:
         run = self.run(run_id)
         rec = run.record
         problems = self.verify(run.id)
-        children = self._query(f"SELECT {_INDEX_COLUMNS} FROM runs WHERE parent = ? ORDER BY started, id", [run.id])
+        children = self.children(run.id)
         parent = None
         if rec.get("parent"):
             with contextlib.suppress(NotFound):
@@ -277,9 +368,11 @@ class Site:
         scalars, nested, tables = [], [], []
         for name, value in (rec.get("scraps") or {}).items():
             if isinstance(value, dict) and "$artifact" in value:
-                frame = self.table(run.id, name, value["$artifact"])
+                rows = self.table_rows(run.id, value["$artifact"])
                 tables.append({"name": name, "artifact": value["$artifact"], "rows": value.get("rows"),
-                               "html": _frame_html(frame)})
+                               "columns": list(rows[0]) if rows else value.get("columns") or [],
+                               "head": [[text(v, 60) for v in r.values()] for r in (rows or [])[:50]],
+                               "readable": rows is not None})
             elif isinstance(value, dict):
                 nested.append({"name": name, "items": [(k, text(v, 200)) for k, v in flatten(value).items()]})
             else:
@@ -294,16 +387,8 @@ class Site:
         }
 
     def _run_lineage(self, run_id: str, rec: dict) -> dict:
-        produced, used, moves = [], [], []
-        with self.registry() as registry:
-            db = registry._conn()
-            if db is not None:
-                produced = [{"name": n, "version": v} for n, v in db.execute(
-                    "SELECT name, version FROM model_versions WHERE run_id = ? OR created_by = ? ORDER BY name, version",
-                    (run_id, run_id))]
-                cols = ("seq", "name", "alias", "action", "from_version", "to_version", "undoes", "reason", "caused_by", "at")
-                moves = [dict(zip(cols, r)) for r in db.execute(
-                    f"SELECT {', '.join(cols)} FROM alias_events WHERE caused_by = ? ORDER BY seq", (run_id,))]
+        maps = self.maps()
+        produced, moves, used = maps["produced"].get(run_id, []), maps["moves"].get(run_id, []), []
         ref = model_of({"scraps": rec.get("scraps") or {}})
         if ref:
             used.append({"name": ref[0], "version": ref[1]})
@@ -312,7 +397,7 @@ class Site:
     def compare_page(self, ids: list[str] | None = None, parent: str | None = None, links=None) -> tuple[str, dict]:
         """Runs side by side: every parameter and scalar scrap, charts, parallel coordinates."""
         if parent:
-            items = self._query(f"SELECT {_INDEX_COLUMNS} FROM runs WHERE parent = ? ORDER BY started, id", [parent])
+            items = self.children(parent)
             if not items:
                 raise NotFound(f"no runs with parent {parent!r} in this store")
         else:
@@ -412,12 +497,17 @@ class Site:
                                           "title": f"{name}/{mv.version}: {m} = {mv.metrics.get(m)}"} for i, mv in enumerate(shown)]}
                   for m in metric_names[:6]]
         metrics_chart = charts.line_chart(series, labels, title="metrics of each version (holdout of its training run)") if series else None
-        alias_events = [{"lane": e.alias, "at": e.at, "label": f"v{e.to_version}", "href": links.version(name, e.to_version),
-                         "title": f"{e.at} {e.action} {e.alias}: {e.from_version or '-'} → {e.to_version} by {e.caused_by}"
-                                  + (f" ({e.reason})" if e.reason else ""),
-                         "color": {"rollback": "#d62728", "promote": "#2ca02c"}.get(e.action, "#1f77b4")}
-                        for e in events]
-        alias_chart = charts.timeline(aliases, alias_events, title="alias history") if events else None
+        # the alias history as steps over its moves (one x position per move, in order), so
+        # moves made within a second stay apart; hover tells when and why
+        shown_events = events[-MAX_BATCHES:]
+        alias_series = [{"name": alias, "points": [
+            {"x": k, "y": e.to_version, "href": links.version(name, e.to_version),
+             "title": f"{e.at} {e.action} {e.alias}: {e.from_version or '-'} → {e.to_version} by {e.caused_by}"
+                      + (f" ({e.reason})" if e.reason else "")}
+            for k, e in enumerate(shown_events) if e.alias == alias]} for alias in aliases]
+        alias_chart = charts.line_chart(
+            [a for a in alias_series if a["points"]], [f"#{e.seq} {e.action[:4]}" for e in shown_events],
+            title="alias history: the version each alias points at after each move") if events else None
         return "model.html", {
             "metrics_chart": metrics_chart, "alias_chart": alias_chart,
             "title": f"Model {name}", "name": name, "versions": list(reversed(versions)), "events": list(reversed(events)),
@@ -444,8 +534,7 @@ class Site:
         decision = {}
         if pipeline:
             decision = pipeline["scraps"].get("decision") or {}
-            siblings = self._query(f"SELECT {_INDEX_COLUMNS} FROM runs WHERE parent = ? ORDER BY started, id",
-                                   [pipeline["id"]])
+            siblings = self.children(pipeline["id"])
             for s in siblings:
                 s["step"] = (s["tags"] or {}).get("pipeline_step") or s["template"]
         moves = [e for e in events if e.to_version == version or e.from_version == version]
@@ -454,9 +543,7 @@ class Site:
             if RUN_ID.match(e.caused_by or ""):
                 with contextlib.suppress(NotFound):
                     causes[e.caused_by] = self.run_item(e.caused_by)
-        used_by = self._query(
-            f"SELECT {_INDEX_COLUMNS} FROM runs WHERE json_extract(scraps, '$.model.name') = ? "
-            "AND json_extract(scraps, '$.model.version') = ? ORDER BY started DESC LIMIT 50", [name, version])
+        used_by = self.items(self.maps()["used"].get((name, version), [])[:50])
         return "version.html", {
             "title": f"{name}/{version}", "mv": mv, "training": training, "pipeline": pipeline,
             "decision": decision, "siblings": siblings, "moves": moves, "causes": causes, "used_by": used_by,
@@ -478,10 +565,8 @@ class Site:
                 [MAX_BATCHES])[::-1]
         children: dict[str, list[dict]] = {}
         if pipelines:
-            marks = ",".join("?" * len(pipelines))
-            for item in self._query(f"SELECT {_INDEX_COLUMNS} FROM runs WHERE parent IN ({marks}) ORDER BY started",
-                                    [p["id"] for p in pipelines]):
-                children.setdefault(item["parent"], []).append(item)
+            for p in pipelines:
+                children[p["id"]] = self.children(p["id"])
         if pipelines:
             batches = []
             for p in pipelines:
@@ -526,16 +611,14 @@ class Site:
         for b in batches:
             d = b["drift"]
             ref = (d or {}).get("scraps", {}).get("columns") if d else None
-            frame = self.table(d["id"], "columns", ref["$artifact"]) if isinstance(ref, dict) and "$artifact" in ref else None
-            per_batch.append(frame)
-            if frame is not None and "column" in frame:
-                for col in frame["column"].astype(str):
-                    if col not in columns:
-                        columns.append(col)
-        for i, (b, frame) in enumerate(zip(batches, per_batch)):
-            if frame is None or "column" not in frame:
-                continue
-            for rec in frame.to_dict("records"):
+            rows = self.table_rows(d["id"], ref["$artifact"]) if isinstance(ref, dict) and "$artifact" in ref else None
+            rows = [r for r in rows or [] if "column" in r]
+            per_batch.append(rows)
+            for r in rows:
+                if str(r["column"]) not in columns:
+                    columns.append(str(r["column"]))
+        for i, (b, rows) in enumerate(zip(batches, per_batch)):
+            for rec in rows:
                 r = columns.index(str(rec["column"]))
                 drifted = bool(rec.get("drifted"))
                 p = charts.numeric(rec.get("p_value"))
@@ -618,14 +701,6 @@ class _Missing:
 
 
 _MISSING = _Missing()
-
-
-def _frame_html(frame, max_rows: int = 50) -> str | None:
-    if frame is None:
-        return None
-    shown = frame.head(max_rows)
-    return shown.to_html(index=False, border=0, classes="table", na_rep="", float_format=lambda v: f"{v:.4g}",
-                         escape=True)
 
 
 def sqlite3_errors():
