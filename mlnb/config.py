@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlnb.exceptions import ConfigError
+from mlnb.exceptions import ConfigError, MlnbError
 from mlnb.metrics import DEFAULT_ESTIMATOR, DEFAULT_METRIC, higher_is_better, metrics_for
 
 CONFIG_FILE = "mlnb.yaml"
@@ -100,6 +100,27 @@ class PerformanceTrigger(_Section):
     max_rise: float | None = Field(None, ge=0)
 
 
+class EstimatedPerformanceTrigger(_Section):
+    """Fires on performance estimated from the served model's prediction log (no labels needed)."""
+
+    metric: str | None = None  # None: the task's default metric
+    min: float | None = None
+    max: float | None = None
+    chunk: str = "auto"
+    min_rows: int = Field(100, ge=1)
+
+    @field_validator("chunk")
+    @classmethod
+    def _chunk(cls, v: str) -> str:
+        from mlnb.monitor import parse_chunk
+
+        try:
+            parse_chunk(v)
+        except MlnbError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
 class ScheduleTrigger(_Section):
     max_age_days: float | None = Field(None, gt=0)
 
@@ -107,6 +128,7 @@ class ScheduleTrigger(_Section):
 class TriggersConfig(_Section):
     drift: bool = True
     performance: PerformanceTrigger = Field(default_factory=PerformanceTrigger)
+    estimated_performance: EstimatedPerformanceTrigger = Field(default_factory=EstimatedPerformanceTrigger)
     schedule: ScheduleTrigger = Field(default_factory=ScheduleTrigger)
 
 
@@ -162,18 +184,17 @@ class Config(_Section):
                 raise ValueError(
                     f"{where}.metric: {section.metric!r} is not a {task} metric; allowed: {', '.join(allowed)}"
                 )
-        metric = perf.metric
-        if higher_is_better(metric):
-            wrong = {"max": "min", "max_rise": "max_drop"}
-            direction = "higher is better"
-        else:
-            wrong = {"min": "max", "max_drop": "max_rise"}
-            direction = "lower is better"
-        for key, instead in wrong.items():
-            if getattr(perf, key) is not None:
-                raise ValueError(
-                    f"triggers.performance.{key}: {metric} is a metric where {direction}; use {instead} instead"
-                )
+        _check_direction("triggers.performance", perf)
+        estimated = self.triggers.estimated_performance
+        if estimated.min is not None or estimated.max is not None:
+            from mlnb.monitor import ESTIMATED
+
+            if estimated.metric is None:
+                estimated.metric = DEFAULT_METRIC[task]
+            if estimated.metric not in ESTIMATED[task]:
+                raise ValueError(f"triggers.estimated_performance.metric: {estimated.metric!r} is not estimated for "
+                                 f"{task}; allowed: {', '.join(ESTIMATED[task])}")
+            _check_direction("triggers.estimated_performance", estimated)
         return self
 
     def path(self, relative: str) -> Path:
@@ -211,6 +232,18 @@ class Config(_Section):
             if value and Path(value).is_file():
                 decided[f"sha256:{key}"] = records.sha256_file(value)
         return hashlib.sha256(json.dumps(decided, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_direction(where: str, section: Any) -> None:
+    """Refuse limits that read the wrong way for the metric: a ``min`` on a loss, say."""
+    metric = section.metric
+    if higher_is_better(metric):
+        wrong, direction = {"max": "min", "max_rise": "max_drop"}, "higher is better"
+    else:
+        wrong, direction = {"min": "max", "max_drop": "max_rise"}, "lower is better"
+    for key, instead in wrong.items():
+        if getattr(section, key, None) is not None:
+            raise ValueError(f"{where}.{key}: {metric} is a metric where {direction}; use {instead} instead")
 
 
 def _allowed_keys(loc: tuple) -> str:

@@ -25,7 +25,7 @@ DEMO_TARGET = "weather"
 
 
 def check_allowed(demo: Any, tables: Iterable[str | os.PathLike | pd.DataFrame], what: str, known: str) -> None:
-    """Refuse the demo unless ``demo`` is true and every table is the bundled example's.
+    """Refuse the demo unless ``demo`` is true and every table given is the bundled example's.
 
     Args:
         demo: the template's ``demo`` parameter.
@@ -43,7 +43,8 @@ def check_allowed(demo: Any, tables: Iterable[str | os.PathLike | pd.DataFrame],
         raise ParameterError(
             f"parameter {what!r} is required: a registered model as NAME@ALIAS or NAME/VERSION ({known})", what
         )
-    if not tables or not all(is_example(t) for t in tables):
+    # a demo that brings its own data (no table given) runs as it is; given tables must be the example's
+    if not all(is_example(t) for t in tables):
         raise ParameterError(
             f"parameter {what!r} is not given and demo mode runs on the bundled example data only; "
             f"give a registered model as NAME@ALIAS or NAME/VERSION ({known})",

@@ -121,10 +121,11 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
 #: How a template's declared inputs (notebook metadata ``mlnb.inputs``) are checked before
 #: anything runs: ``table`` must be readable CSV/Parquet, ``schema`` a valid validation
 #: schema, ``file`` an existing file, ``model`` a model URI that resolves in the run's
-#: registry, ``shadow_log`` a shadow log file or a served model's name that has one,
+#: registry (``model_name`` also a bare registered name, read as ``NAME@production``),
+#: ``shadow_log`` a shadow log file or a served model's name that has one,
 #: ``target`` a column of the template's first table (None only on the bundled example). A
 #: list of names means ``file`` for each.
-INPUT_KINDS = ("table", "schema", "file", "model", "shadow_log", "target")
+INPUT_KINDS = ("table", "schema", "file", "model", "model_name", "shadow_log", "target")
 
 
 def prepare_parameters(
@@ -188,7 +189,9 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
                 f"allowed kinds: {', '.join(INPUT_KINDS)}"
             )
         value = final.get(name)
-        if kind == "model":
+        if kind in ("model", "model_name"):
+            if kind == "model_name" and isinstance(value, str) and "@" not in value and "/" not in value:
+                value = f"{value}@production"
             _check_model(template, name, value, final, kinds)
             continue
         if kind == "shadow_log":

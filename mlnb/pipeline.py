@@ -98,6 +98,7 @@ def evaluate_triggers(
     production: dict | None,
     current_metrics: dict | None,
     now: datetime,
+    estimate: Trigger | None = None,
 ) -> list[Trigger]:
     """Evaluate the drift, performance and schedule triggers; every one is reported.
 
@@ -107,6 +108,8 @@ def evaluate_triggers(
         current_metrics: the production model's metrics on the current batch, or None when
             the batch has no labels.
         now: the clock (injected, so tests need not wait).
+        estimate: the estimated-performance trigger, evaluated on a monitor run (see
+            :meth:`_Pipeline.estimated_performance`), or None when it is not configured.
     """
     t = config.triggers
     out: list[Trigger] = []
@@ -150,6 +153,8 @@ def evaluate_triggers(
                     f"{metric} {moved} {worse:+.3f} from {recorded:.3f} at training "
                     f"({'>' if fired else '≤'} allowed {allowed:.3f})",
                 ))
+    if estimate is not None:
+        out.append(estimate)
     if production is not None and t.schedule.max_age_days is not None:
         created = _parse_time(production["created"])
         age = (now - created).total_seconds() / 86400
@@ -390,6 +395,39 @@ class _Pipeline:
         return {"model": f"{self.config.model.name}/{version}", "data": str(data),
                 "target": self.config.model.target, "store": str(self.store.path), "demo": False}
 
+    def monitored(self, production: dict | None) -> bool:
+        """Whether the estimated-performance trigger is configured and has a model to watch."""
+        ep = self.config.triggers.estimated_performance
+        return production is not None and (ep.min is not None or ep.max is not None)
+
+    def monitor_parameters(self) -> dict | None:
+        """The monitor run's parameters, or None when the served model has no prediction log."""
+        from mlnb import predlog
+
+        cfg = self.config
+        if not predlog.log_files(predlog.log_dir(self.store, cfg.model.name)):
+            return None
+        ep = cfg.triggers.estimated_performance
+        return {"model": f"{cfg.model.name}@{cfg.promotion.alias}", "chunk": ep.chunk, "min_rows": ep.min_rows,
+                "metric": ep.metric, "store": str(self.store.path), "demo": False}
+
+    def estimated_performance(self, production: dict) -> Trigger:
+        """Estimate the production model's performance from its prediction log (a monitor
+        run), and whether it is past the configured limit."""
+        from mlnb.monitor import estimated_performance_trigger
+
+        ep = self.config.triggers.estimated_performance
+        limit = ep.min if ep.min is not None else ep.max
+        parameters = self.monitor_parameters()
+        if parameters is None:
+            return Trigger("estimated_performance", False, None, limit,
+                           f"no prediction log of {self.config.model.name}: estimated {ep.metric} not measured")
+        run = self.child("monitor", "monitor", parameters)
+        if not run.succeeded:
+            self.fail("monitor", run)
+        result = estimated_performance_trigger(run, ep.metric, minimum=ep.min, maximum=ep.max)
+        return Trigger("estimated_performance", result.fired, result.value, limit, result.reason)
+
     def preflight(self, batch: Path, production: dict | None) -> None:
         """Check every step's parameters and inputs before the first step runs (exit 2 then
         writes nothing): the steps that read the batch are checked on it, training on the
@@ -404,6 +442,8 @@ class _Pipeline:
                  ("train", {"data": str(reference)})]
         if production is not None:
             steps.append(("evaluate", self.evaluate_parameters(production["version"], batch)))
+        if self.monitored(production) and self.monitor_parameters() is not None:
+            steps.append(("monitor", self.monitor_parameters()))
         for template, parameters in steps:
             try:
                 prepare_parameters(self.template(template), parameters, cfg.root, self.store, cfg)
@@ -525,8 +565,9 @@ class _Pipeline:
             self.decision.champion = {"version": production["version"], "metrics_at_training": production.get("metrics"),
                                       "metrics_on_batch": current_metrics}
 
+        estimate = self.estimated_performance(production) if self.monitored(production) else None
         triggers = evaluate_triggers(cfg, drift=d.record["scraps"], production=production,
-                                     current_metrics=current_metrics, now=self.now)
+                                     current_metrics=current_metrics, now=self.now, estimate=estimate)
         self.decision.triggers = [asdict(t) for t in triggers]
         fired = [t for t in triggers if t.fired]
         for t in triggers:

@@ -277,3 +277,73 @@ def test_monitor_of_an_unknown_model_is_exit_2_naming_what_exists(monitor_runs, 
     assert result.returncode == 2
     assert "cancre" in result.stderr and "cancer" in result.stderr
     assert Store(info["store"]).run_ids() == before
+
+
+# -- the pipeline's estimated_performance trigger -------------------------------------------------
+
+
+@pytest.mark.xdist_group("monitor")
+def test_the_pipeline_fires_on_estimated_performance_before_labels_arrive(monitor_runs, tmp_path):
+    import shutil
+
+    import yaml
+
+    from mlnb.config import load_config
+    from mlnb.pipeline import run_pipeline
+
+    from .test_predlog import FEATURES
+
+    info, _, _ = monitor_runs
+    root = tmp_path / "project"
+    shutil.copytree(info["store"], root / "runs")  # the served model, its prediction log and its labels
+    served = pd.DataFrame(info["served"])
+    batch = root / "batch.csv"
+    served[FEATURES + ["diagnosis"]].to_csv(batch, index=False)
+    reference = root / "reference.csv"
+    pd.read_csv(info["train"])[FEATURES + ["diagnosis"]].to_csv(reference, index=False)
+    (root / "mlnb.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "cancer", "target": "diagnosis", "features": FEATURES,
+                  "estimator": "sklearn.linear_model.LogisticRegression", "hyperparameters": {"max_iter": 2000}},
+        "data": {"reference": "reference.csv", "current": "batch.csv"},
+        "triggers": {"drift": False, "performance": {"min": None},
+                     "estimated_performance": {"metric": "accuracy", "min": 0.999, "chunk": "60", "min_rows": 50}},
+    }))
+    decision, record = run_pipeline(load_config(root / "mlnb.yaml"), current=str(batch))
+    assert record.succeeded, record.record["error"]
+    assert decision.outcome != "rejected", decision.reasons
+    (estimated,) = [t for t in decision.triggers if t["name"] == "estimated_performance"]
+    assert estimated["fired"] and estimated["threshold"] == 0.999
+    assert "estimated accuracy" in estimated["reason"] and "band" in estimated["reason"]
+    monitor_run = Store(root / "runs").get(decision.children["monitor"])
+    assert monitor_run.parameters["model"] == "cancer@production" and monitor_run.record["parent"] == record.id
+    assert decision.outcome in ("promoted", "not_promoted") and "train" in decision.children
+
+
+def test_estimated_performance_keys_read_in_the_metrics_direction():
+    from mlnb.config import parse_config
+
+    base = {"model": {"name": "h", "target": "y", "task": "regression"}, "data": {"reference": "r", "current": "c"}}
+    with pytest.raises(ConfigError, match="triggers.estimated_performance.min: rmse is a metric where lower is "
+                                          "better; use max instead"):
+        parse_config({**base, "triggers": {"estimated_performance": {"metric": "rmse", "min": 3.0}}})
+    with pytest.raises(ConfigError, match="'r2' is not estimated for regression; allowed: mae, rmse"):
+        parse_config({**base, "triggers": {"estimated_performance": {"metric": "r2", "min": 0.5}}})
+    with pytest.raises(ConfigError, match="triggers.estimated_performance.chunk"):
+        parse_config({**base, "triggers": {"estimated_performance": {"max": 3.0, "chunk": "fortnightly"}}})
+    config = parse_config({**base, "triggers": {"estimated_performance": {"max": 3.0}}})
+    assert config.triggers.estimated_performance.metric == "rmse"
+
+
+@pytest.mark.xdist_group("monitor")
+def test_a_bare_model_name_is_its_production_version_and_a_typo_is_exit_2(monitor_runs, cli, tmp_path):
+    import shutil
+
+    info, _, _ = monitor_runs
+    store = tmp_path / "store"
+    shutil.copytree(info["store"], store)  # the shared store stays as the other tests expect it
+    result = cli("run", "monitor", "-p", "model", "cancer", "-p", "chunk", "60", "-p", "min_rows", "50",
+                 "--store", str(store), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scraps"]["model"]["version"] == 1
+    typo = cli("run", "monitor", "-p", "model", "cancr", "--store", str(store))
+    assert typo.returncode == 2 and "no model named 'cancr'" in typo.stderr and "did you mean 'cancer'" in typo.stderr

@@ -98,7 +98,7 @@ def test_promotion_rule(challenger, champion, passed, promote, why):
         ({"model": {"name": "w", "target": "t", "estimator": "os.system"}}, "model.estimator: must be a scikit-learn import path"),
         ({"drift": {"drift_share": 1.5}}, "drift.drift_share"),
         ({"alerts": {"webhook": "ftp://x"}}, "alerts.webhook: must be an http"),
-        ({"triggers": {"drfit": True}}, "triggers.drfit: unknown key; allowed: drift, performance, schedule"),
+        ({"triggers": {"drfit": True}}, "triggers.drfit: unknown key; allowed: drift, performance, estimated_performance, schedule"),
         ({"validation": {"stop_on_failure": True}}, "validation.stop_on_failure: unknown key; allowed: schema, reject_on"),
         ({"validation": {"reject_on": "warnings"}}, "validation.reject_on: 'warnings' is not allowed"),
         ({"promotion": {"metric": "rmse"}}, "promotion.metric: 'rmse' is not a classification metric; allowed: accuracy"),
