@@ -101,14 +101,18 @@ def predict(uri, input_path, output_path, keep, impute_missing, store_path, time
               help="Shadow log file (default: <store>/shadow/<served name>.jsonl).")
 @click.option("--shadow-wait", default=0.05, show_default=True, type=click.FloatRange(min=0),
               help="Seconds the shadow scorer gathers requests into one scoring call.")
+@click.option("--prediction-log", default=None, metavar="DIR|off",
+              help="Prediction log directory (default: <store>/predictions/<served name>); 'off' for none.")
+@click.option("--log-inputs", default=None, type=click.Choice(["features", "hash"]),
+              help="What the prediction log keeps of each row's inputs (default: features).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(uri, shadow, host, port, workers, store_path, poll_interval, max_rows, shadow_log, shadow_wait,
-          access_log, log_level):
+          prediction_log, log_inputs, access_log, log_level):
     """Serve model URI over HTTP (JSON in and out), following its alias in the registry."""
     from mlnb.serve import serve as run_server
 
     run_server(uri, shadow=shadow, host=host, port=port, store=store_path, workers=workers,
                poll_interval=poll_interval, max_rows=max_rows, shadow_log=shadow_log, shadow_wait=shadow_wait,
-               access_log=access_log, log_level=log_level)
+               prediction_log=prediction_log, log_inputs=log_inputs, access_log=access_log, log_level=log_level)

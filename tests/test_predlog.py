@@ -263,3 +263,19 @@ def test_batch_predictions_read_as_the_same_kind_of_table(served, tmp_path):
     assert (joined["prediction"] == joined["prediction_served"]).all()
     assert np.allclose(joined["proba_benign"], joined["proba_benign_served"])
     assert np.allclose(joined["worst area"], joined["worst area_served"])
+
+
+def test_mlnb_serve_passes_the_prediction_log_options(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import mlnb.serve
+    from mlnb.cli import main
+
+    seen = {}
+    monkeypatch.setattr(mlnb.serve, "serve", lambda uri, **kwargs: seen.update(uri=uri, **kwargs))
+    result = CliRunner().invoke(main, ["serve", "cancer@production", "--prediction-log", str(tmp_path / "log"),
+                                       "--log-inputs", "hash", "--store", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (seen["uri"], seen["prediction_log"], seen["log_inputs"]) == ("cancer@production", str(tmp_path / "log"), "hash")
+    bad = CliRunner().invoke(main, ["serve", "cancer@production", "--log-inputs", "everything"])
+    assert bad.exit_code == 2 and "'everything' is not one of 'features', 'hash'" in bad.output
