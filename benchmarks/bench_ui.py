@@ -49,15 +49,29 @@ COMPARE_MS = 1000
 EXPORT_S = 60
 
 
-def build(name: str, **options) -> tuple[Path, float, dict]:
+def build(name: str, reuse: bool = False, **options) -> tuple[Path, float, dict]:
     from mlnb.ui.sample import generate
 
     path = WORK / name
+    if reuse and (path / "mlnb.sqlite").is_file():
+        return path, 0.0, described(path)
     if path.exists():
         shutil.rmtree(path)
     t0 = time.perf_counter()
     made = generate(path, **options)
     return path, time.perf_counter() - t0, made
+
+
+def described(path: Path) -> dict:
+    """What generate() returns, read back from an existing store (for --reuse)."""
+    from mlnb.registry import Registry
+    from mlnb.store import Store
+
+    store = Store(path)
+    sweep = store.list_runs(template="sweep")[0]["id"]
+    with Registry(store) as registry:
+        versions = len(registry.versions())
+    return {"runs": len(store.run_ids()), "versions": versions, "sweep": sweep}
 
 
 def free_port() -> int:
@@ -175,6 +189,7 @@ def export_time(store: Path) -> float:
     subprocess.run([sys.executable, "-m", "mlnb", "ui", "--store", str(store), "--export", str(out)], check=True,
                    cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     took = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
     return took
 
 
@@ -183,12 +198,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="Keep the stores and exports in benchmarks/.work/ui.")
     parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--reuse", action="store_true", help="Use the stores a --keep run left in benchmarks/.work/ui.")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     stores = {}
     for label, options in (("100 runs", {"batches": 20, "models": 1, "sweep": 12, "retrain_every": 2}),
                            ("10,000 runs", {"batches": args.batches, "models": 10, "sweep": 50, "retrain_every": 2})):
-        path, took, made = build("small" if label == "100 runs" else "large", **options)
+        path, took, made = build("small" if label == "100 runs" else "large", args.reuse, **options)
         stores[label] = (path, made)
         print(f"set-up {label}: {made['runs']:,} runs, {made['versions']:,} versions written in {took:.0f} s", flush=True)
     results = {}

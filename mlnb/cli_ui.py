@@ -68,7 +68,7 @@ def ui(store_path, port, token_file, write_token_file, export_dir):
     if export_dir is not None:
         from mlnb.ui.export import export
 
-        counts = export(store, export_dir)
+        counts = export(store, export_dir, workers=None)
         click.echo(f"wrote {counts['runs']} runs, {counts['versions']} model versions of {counts['models']} models "
                    f"into {counts['directory']}; open {Path(counts['directory']) / 'index.html'}")
         return

@@ -158,12 +158,13 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[k:k + size] for k in range(0, len(items), size)]
 
 
-def export(store, directory: str | os.PathLike, progress=None, workers: int | None = None) -> dict:
+def export(store, directory: str | os.PathLike, progress=None, workers: int | None = 1) -> dict:
     """Write every page of ``store`` under ``directory``; return counts of what was written.
 
-    Run pages, version pages and comparisons are written by ``workers`` processes (default:
-    two, or one on a one-core machine); the lists are written last, with the verify status
-    the workers found.
+    Run pages, version pages and comparisons are written by ``workers`` processes (None: two,
+    or one on a one-core machine); the lists are written last, with the verify status the
+    workers found. More than one worker starts processes with ``spawn``, so a script that
+    calls this needs the ``if __name__ == "__main__":`` guard; ``mlnb ui --export`` has it.
 
     Args:
         progress: called with ``(done, total)`` as tasks finish, if given.
@@ -211,11 +212,12 @@ def export(store, directory: str | os.PathLike, progress=None, workers: int | No
         if pool is not None:
             pool.close()
             pool.join()
-    template, context = site.runs_page(links=_links("index.html"))
-    pages = context["pages"]
-    _write(out / "index.html", render(template, context, _links("index.html"), site))
-    for n in range(1, pages + 1):
-        _page(site, out, f"runs/page-{n}.html", lambda links, n=n: site.runs_page(page=n, per_page=PER_PAGE, links=links))
+    pages = 0
+    for n, template, context in site.all_runs_pages(PER_PAGE):
+        if n == 1:
+            _write(out / "index.html", render(template, context, _links("index.html"), site))
+        _write(out / "runs" / f"page-{n}.html", render(template, context, _links(f"runs/page-{n}.html"), site))
+        pages = n
     _page(site, out, "models/index.html", site.models_page)
     _page(site, out, "monitor.html", lambda links: site.monitor_page(None, links=links))
     return {"runs": len(ids), "run_pages": pages, "compare_pages": len(parents), "models": len(names),

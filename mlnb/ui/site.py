@@ -128,6 +128,7 @@ class Site:
         self._local = threading.local()
         self._maps_key = None
         self._maps_checked = 0.0
+        self._model_cache: dict[str, tuple] = {}
         self._maps: dict = {}
         self._maps_lock = threading.Lock()
         #: "inline": a request brings the index up to date (at most once a second);
@@ -356,6 +357,27 @@ class Site:
             "templates": templates, "sortable": SORTABLE, "per_page": per_page,
         }
 
+    def all_runs_pages(self, per_page: int = PER_PAGE):
+        """Every page of the unfiltered runs table, newest first, from one query (for an export).
+
+        Yields:
+            ``(page number, template, context)``.
+        """
+        db = self.db()
+        rows = db.execute(f"SELECT {_INDEX_COLUMNS} FROM runs ORDER BY started DESC, id DESC").fetchall()
+        templates = sorted({r[1] for r in rows})
+        pages = max(1, math.ceil(len(rows) / per_page))
+        for page in range(1, pages + 1):
+            items = [_row(r) for r in rows[(page - 1) * per_page:page * per_page]]
+            for item in items:
+                item["summary"] = summary(item["scraps"])
+                item["problems"] = self.verify(item["id"])
+            yield page, "runs.html", {
+                "title": "Runs", "items": items, "total": len(rows), "everything": len(rows), "page": page,
+                "pages": pages, "filter": "", "sort": "started", "order": "desc", "error": None,
+                "templates": templates, "sortable": SORTABLE, "per_page": per_page,
+            }
+
     def run_page(self, run_id: str, links=None) -> tuple[str, dict]:
         run = self.run(run_id)
         rec = run.record
@@ -478,12 +500,17 @@ class Site:
             validate_name(name)
         except MlnbError as exc:
             raise NotFound(f"no model {name!r} in this store") from exc
+        cached = self._model_cache.get(name) if self.sync_mode == "never" else None
+        if cached is not None:
+            return cached
         with self.registry() as registry:
             try:
                 versions = registry.versions(name)
                 events = registry.history(name)
             except ModelNotFound as exc:
                 raise NotFound(str(exc)) from exc
+        if self.sync_mode == "never":  # an export: the registry as it was when it started
+            self._model_cache[name] = (versions, events)
         return versions, events
 
     def model_page(self, name: str, links=None) -> tuple[str, dict]:
