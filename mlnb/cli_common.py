@@ -81,5 +81,27 @@ def print_run_outcome(run) -> None:
             f"{err['ename']}: {err['evalue']}".rstrip(": "),
             err=True,
         )
+    for line in result_lines(rec["scraps"]):
+        click.echo(f"  {line}")
+    for warning in rec["scraps"].get("warnings") or []:
+        click.echo(f"mlnb: warning: {warning}", err=True)
     click.echo(f"  record:   {run.path / 'record.json'}")
     click.echo(f"  notebook: {run.html_path}")
+
+
+def result_lines(scraps: dict, width: int = 100) -> list[str]:
+    """What a run found, for the terminal: its scalar scraps and flat dicts of numbers
+    (``metrics``), as ``name: value`` lines; tables and long values stay in the record."""
+    found = []
+    for name, value in scraps.items():
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        elif isinstance(value, dict) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in value.values()):
+            text = ", ".join(f"{k} {v:.4g}" for k, v in value.items())
+        else:
+            continue
+        if len(text) <= width:
+            found.append((name, text))
+    pad = max((len(n) for n, _ in found), default=0) + 1
+    return [f"{name + ':':<{pad}} {text}" for name, text in found]

@@ -270,6 +270,8 @@ def _describe(error: dict) -> str:
     if kind == "literal_error":
         return f"{where}: {error['input']!r} is not allowed; {msg.lower().replace('input should be', 'allowed:')}"
     msg = msg.removeprefix("Value error, ")
+    if not error["loc"]:  # a check across sections: its message names its own key
+        return msg
     return f"{where}: {msg} (got {error.get('input')!r})"
 
 
@@ -280,7 +282,8 @@ def parse_config(data: Any, where: str = CONFIG_FILE, root: Path | None = None) 
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # an unknown key first: a misspelt section is also a "missing" one, and the typo is the news
+        first = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{where}: {_describe(first)}{more}") from None
     config.root = root or Path(".")

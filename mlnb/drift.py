@@ -913,7 +913,9 @@ def auto_exclude(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
         if any(is_date_like(s) for s in series):
             out[name] = "dates: differ between batches by construction"
         elif any(is_id_like(str(name), s) for s in series):
-            out[name] = "identifier: unique per row"
+            text = not any(pd.api.types.is_numeric_dtype(s) for s in series)
+            out[name] = ("identifier: text with a distinct value on most rows" if text
+                         else "identifier: named like one")
     return out
 
 

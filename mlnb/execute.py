@@ -123,9 +123,10 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
 #: schema, ``file`` an existing file, ``model`` a model URI that resolves in the run's
 #: registry (``model_name`` also a bare registered name, read as ``NAME@production``),
 #: ``shadow_log`` a shadow log file or a served model's name that has one,
-#: ``target`` a column of the template's first table (None only on the bundled example). A
-#: list of names means ``file`` for each.
-INPUT_KINDS = ("table", "schema", "file", "model", "model_name", "shadow_log", "target")
+#: ``target`` a column of the template's first table (None only on the bundled example),
+#: ``columns`` a list of columns each in one of the template's tables. A list of names means
+#: ``file`` for each.
+INPUT_KINDS = ("table", "schema", "file", "model", "model_name", "shadow_log", "target", "columns")
 
 
 def prepare_parameters(
@@ -200,9 +201,18 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
         if kind == "target":
             _check_target(template, name, value, final, kinds)
             continue
+        if kind == "columns":
+            _check_columns(template, name, value, final, kinds)
+            continue
         if not isinstance(value, str) or not value:
             continue
         path = Path(value) if os.path.isabs(value) else template.path.parent / value
+        default = template.parameters[name].default if name in template.parameters else None
+        if value == default and not path.exists():
+            from mlnb.exceptions import ParameterError
+
+            raise ParameterError(f"parameter {name!r} is required here: its default {default!r} (the bundled "
+                                 f"example's) does not exist next to this template; give {name}", name)
         try:
             if kind == "table":
                 from mlnb.data import probe_table
@@ -257,6 +267,26 @@ def _check_shadow_log(template: Template, name: str, value: Any, final: dict[str
         raise DataError(f"parameter {name!r}: {exc}") from exc
 
 
+def _check_columns(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
+    """Every column a ``columns`` parameter names is in one of the template's tables."""
+    from mlnb.data import TABLE_FORMATS, table_columns
+    from mlnb.exceptions import DataError
+
+    if not isinstance(value, list):
+        return  # None, "auto": the template resolves them from the data
+    known: list[str] = []
+    for other, kind in kinds.items():
+        table = final.get(other)
+        if kind in ("table", "file") and isinstance(table, str) and Path(table).suffix.lower() in TABLE_FORMATS:
+            path = _path(template, table)
+            if path.is_file():
+                known += [c for c in table_columns(path) if c not in known]
+    unknown = [c for c in value if c not in known]
+    if known and unknown:
+        raise DataError(f"parameter {name!r}: {', '.join(map(repr, map(str, unknown)))} in none of the tables; "
+                        f"columns: {', '.join(known)}")
+
+
 def _check_target(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
     """A target parameter names a column of the first table, or is None on the example."""
     from mlnb.data import table_columns
@@ -299,10 +329,11 @@ def _check_example_defaults(template: Template, given: dict[str, Any], final: di
     for name in files:
         default = template.parameters[name].default if name in template.parameters else None
         if name not in given and default is not None and final.get(name) == default:
+            key = template.config_keys.get(name)
             raise ParameterError(
                 f"parameter {name!r} was left at its default {default!r}, the bundled example's, while "
-                f"{', '.join(map(repr, own))} {'is' if len(own) == 1 else 'are'} your data; give {name} "
-                "(inside a project, mlnb.yaml gives it)",
+                f"{', '.join(map(repr, own))} {'is' if len(own) == 1 else 'are'} your data; give {name}"
+                + (f" (inside a project, mlnb.yaml's {key} gives it)" if key else ""),
                 name,
             )
 

@@ -37,6 +37,9 @@ EXIT_NOT_PROMOTED = 4
 EXIT_REJECTED = 5
 EXIT_ERROR = 1
 
+#: Below this many rows, the holdout that compares challenger and champion is called small.
+SMALL_HOLDOUT = 30
+
 OUTCOME_EXIT = {
     "nothing_needed": EXIT_NOTHING,
     "skipped": EXIT_NOTHING,
@@ -147,11 +150,11 @@ def evaluate_triggers(
                 worse = -improvement(metric, value, recorded)  # > 0: worse than at training
                 name = "performance_drop" if perf.max_drop is not None else "performance_rise"
                 fired = worse > allowed
-                moved = "dropped" if perf.max_drop is not None else "rose"
+                moved = "worsened" if worse > 0 else "improved"
                 out.append(Trigger(
                     name, fired, round(worse, 6), allowed,
-                    f"{metric} {moved} {worse:+.3f} from {recorded:.3f} at training "
-                    f"({'>' if fired else '≤'} allowed {allowed:.3f})",
+                    f"{metric} {moved} by {abs(worse):.3f} since training ({recorded:.3f} → {value:.3f}; "
+                    f"{'more than' if fired else 'within'} the {allowed:.3f} allowed)",
                 ))
     if estimate is not None:
         out.append(estimate)
@@ -195,6 +198,8 @@ def promotion_decision(config: Config, challenger: dict, champion: dict | None, 
     # a tie does not replace a champion unless min_gain says ties are welcome
     if gain >= rule.min_gain and (gain > 0 or rule.min_gain < 0):
         return True, f"{versus} ≥ {rule.min_gain:+.3f}"
+    if gain == 0:
+        return False, f"{versus}: a tie keeps the champion (a negative promotion.min_gain lets ties promote)"
     return False, f"{versus} does not pass min_gain {rule.min_gain:+.3f}"
 
 
@@ -595,10 +600,13 @@ class _Pipeline:
 
         train_path = write_dataset(self.store, pd.concat(parts, ignore_index=True), "train")
         holdout_path = write_dataset(self.store, holdout, "holdout")
+        labels = sum(int(p[cfg.model.target].notna().sum()) for p in parts if cfg.model.target in p)
+        n_earlier = f"{len(earlier)} earlier batch{'' if len(earlier) == 1 else 'es'}"
         self.decision.reasons.append(
-            f"challenger trained on {sum(len(p) for p in parts)} rows (policy {cfg.training.policy}: "
-            f"{'reference + ' if cfg.training.policy == 'all' else ''}{len(earlier)} earlier batches + "
+            f"challenger trained on {labels} labelled rows (policy {cfg.training.policy}: "
+            f"{'reference + ' if cfg.training.policy == 'all' else ''}{n_earlier} + "
             f"{len(train_part)} rows of this batch); {len(holdout)} newest rows held out"
+            + (" (a small holdout: the comparison below is noisy)" if len(holdout) < SMALL_HOLDOUT else "")
         )
         t = self.child("train", "train", {"data": str(train_path)})
         if not t.succeeded:

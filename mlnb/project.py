@@ -146,7 +146,11 @@ def config_for(df, target: str, reference: str, name: str) -> str:
 
     columns = [str(c) for c in df.columns]
     if target not in columns:
-        raise DataError(f"--target {target!r} is not a column of the data; columns: {', '.join(columns)}")
+        import difflib
+
+        close = difflib.get_close_matches(target, columns, n=1) or [c for c in columns if c.lower() == target.lower()]
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"--target {target!r} is not a column of the data; columns: {', '.join(columns)}{hint}")
     task, why = infer_task(df[target])
     features = select_features(df, target)
     left_out = [c for c in columns if c != target and c not in features]

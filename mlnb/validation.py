@@ -408,7 +408,7 @@ def infer(
       distinct values (and at most half as many as rows) become ``category`` with the seen
       values, so an unseen value is an error.
     - nulls: a column without nulls in the reference may have none; one with share ``s``
-      may have up to ``s + 0.5``.
+      may have up to ``s + max(0.25, 2 s)``.
     - numeric ranges: values implausibly far from the reference, beyond its ``[min, max]``
       widened by ``range_factor`` times its width on each side (a unit error, a sentinel
       such as -999, a value ten times too large). Identifier columns get no range.
@@ -441,7 +441,9 @@ def infer(
         null_share = float(s.isna().mean()) if n else 0.0
         values = s.dropna()
         all_distinct = len(values) >= 20 and values.is_unique
-        spec: dict[str, Any] = {"nullable": 0.0 if null_share == 0 else min(1.0, round(null_share + 0.5, 4))}
+        # broken beyond the reference's share plus a quarter of the rows (or twice the share)
+        broken_nulls = min(1.0, round(null_share + max(0.25, 2 * null_share), 4))
+        spec: dict[str, Any] = {"nullable": 0.0 if null_share == 0 else broken_nulls}
         expect: dict[str, Any] = {}
         if null_share > 0:
             expect["nullable"] = min(1.0, round(null_share + null_slack, 4))

@@ -374,6 +374,7 @@ def test_datetime_columns_are_reported_not_compared():
         ("customer_id", list(range(30)), "identifier"),
         ("uuid", [f"u{i}" for i in range(30)], "identifier"),
         ("name", [f"person {i}" for i in range(30)], "identifier"),  # text unique on every row
+        ("model", [f"car {i % 20}" for i in range(30)], "identifier: text with a distinct value on most rows"),
     ],
 )
 def test_auto_exclude_leaves_dates_and_identifiers_out_and_says_why(column, values, reason):

@@ -47,6 +47,9 @@ def test_drift_by_hand_on_a_table_without_a_date(tables, tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["parameters"]["exclude"] == "auto"
+    shown = run_cli("run", "drift", "-p", "reference", str(tables / "wine_ref.csv"), "-p", "current",
+                    str(tables / "wine_new.csv"), "--store", str(store), cwd=tmp_path)
+    assert "dataset_drift: False" in shown.stdout and "drift_share:" in shown.stdout  # the result, not only paths
     assert record["scraps"]["dataset_drift"] is False
     assert record["scraps"]["excluded"] == {}
 

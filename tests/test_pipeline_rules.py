@@ -227,7 +227,7 @@ def test_regression_defaults_are_the_tasks_own():
     [
         (1.0, 5.0, True, "gain +4.000"),  # a lower RMSE is better
         (5.0, 1.0, False, "gain -4.000 does not pass"),
-        (2.0, 2.0, False, "gain +0.000 does not pass"),
+        (2.0, 2.0, False, "gain +0.000: a tie keeps the champion (a negative promotion.min_gain lets ties promote)"),
     ],
 )
 def test_promotion_of_a_regressor_follows_rmse_downwards(challenger, champion, promote, why):
@@ -254,3 +254,18 @@ def test_regression_triggers_fire_when_the_loss_rises(current, expected):
     prod = {"version": 2, "metrics": {"rmse": 1.0}, "created": NOW.isoformat()}
     triggers = evaluate_triggers(regression(), drift=None, production=prod, current_metrics=current, now=NOW)
     assert fired(triggers) == expected
+
+
+def test_a_check_across_sections_is_one_short_line_naming_its_key():
+    data = {"model": {"name": "h", "task": "regression", "target": "y"}, "data": {"reference": "r", "current": "c"},
+            "triggers": {"performance": {"metric": "rmse", "min": 3.0}}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value) == ("mlnb.yaml: triggers.performance.min: rmse is a metric where lower is better; "
+                               "use max instead")
+
+
+def test_a_misspelt_section_is_named_before_the_section_it_hides():
+    with pytest.raises(ConfigError, match=r"^mlnb.yaml: modle: unknown key; allowed: model, data, training, "
+                                          r"validation, drift, triggers, promotion, alerts, store \(and 1 more\)$"):
+        parse_config({"modle": {"name": "h", "target": "y"}, "data": {"reference": "r", "current": "c"}})
