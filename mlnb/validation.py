@@ -100,6 +100,18 @@ class RowsSpec(_Spec):
         return self
 
 
+def _as_text(value: Any) -> Any:
+    """Category values as text: YAML reads ``[1, 2]`` as numbers; values are compared as text."""
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else str(v) for v in value]
+    return value
+
+
+def _check_order(lo: float | None, hi: float | None) -> None:
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"min ({lo:g}) must not exceed max ({hi:g})")
+
+
 class ExpectSpec(_Spec):
     """What a column usually looks like: exceeding it is a warning, not broken data."""
 
@@ -109,17 +121,11 @@ class ExpectSpec(_Spec):
     categories: list[str] | None = None
     unique: bool = False
 
-    @field_validator("categories", mode="before")
-    @classmethod
-    def _category_strings(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v if isinstance(v, str) else str(v) for v in value]
-        return value
+    _text = field_validator("categories", mode="before")(_as_text)
 
     @model_validator(mode="after")
     def _ordered(self) -> ExpectSpec:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) must not exceed max ({self.max:g})")
+        _check_order(self.min, self.max)
         return self
 
 
@@ -155,20 +161,13 @@ class ColumnSpec(_Spec):
             raise ValueError(f"must be a finite number or null, got {value!r}")
         return value
 
-    @field_validator("categories", mode="before")
-    @classmethod
-    def _category_strings(cls, value: Any) -> Any:
-        # YAML reads `[1, 2]` as numbers; values are compared as text.
-        if isinstance(value, list):
-            return [v if isinstance(v, str) else str(v) for v in value]
-        return value
+    _text = field_validator("categories", mode="before")(_as_text)
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnSpec:
         if (self.min is not None or self.max is not None) and self.dtype not in ("int", "float"):
             raise ValueError(f"min and max apply to int and float columns, not {self.dtype}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) must not exceed max ({self.max:g})")
+        _check_order(self.min, self.max)
         if self.categories is not None and self.dtype != "category":
             raise ValueError(f"categories apply to category columns, not {self.dtype}")
         if self.dtype == "category" and not self.categories:
