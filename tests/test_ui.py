@@ -31,6 +31,7 @@ SHOTS = ROOT / "test-artifacts" / "ui"
 WRITE_TOKEN = "write-secret-4711"
 PROBE = """<div id="probe">pending</div>
 <script>
+document.getElementById("probe").textContent = "running";  // at once: the script ran
 (async function () {
   const out = {};
   try { out.cookie = "read:" + document.cookie; } catch (e) { out.cookie = "error:" + e.name; }
@@ -376,7 +377,7 @@ def _probe(frame_or_page) -> dict:
     probe = frame_or_page.locator("#probe")
     for _ in range(100):
         text = probe.inner_text()
-        if text != "pending":
+        if text not in ("pending", "running"):
             return json.loads(text)
         time.sleep(0.05)
     raise AssertionError("the notebook's script did not run")
@@ -504,7 +505,18 @@ def test_export_writes_the_same_pages_as_static_files(page, sample, tmp_path, cl
     frame = page.frame_locator("#notebook")
     assert frame.locator("table.summary").count() == 1
     assert frame.locator(".jp-InputArea-editor").count() == 0
+    # nbconvert's theme, written once under static/, styles the exported notebook
+    theme = page.frame(name="notebook").evaluate(
+        "getComputedStyle(document.documentElement).getPropertyValue('--jp-ui-font-size1')")
+    assert theme.strip()
     shot(page, "export-run")
+    page.wait_for_load_state("networkidle")
+    # an exported notebook runs none of its script, framed or opened on its own
+    _open(page, (out / "runs" / f"{sample['evil']}.html").as_uri())
+    assert page.frame_locator("#notebook").locator("#probe").inner_text() == "pending"
+    _open(page, (out / "raw" / "runs" / sample["evil"] / "notebook.html").as_uri())
+    assert page.locator("#probe").inner_text() == "pending"
+    page.go_back()
     page.wait_for_load_state("networkidle")
     page.click("header a:text-is('Models')")
     page.click("#models a:has-text('weather')")

@@ -14,7 +14,9 @@ Layout (every link relative, so the folder can be moved or opened from disk)::
 
 Filtering and comparing an arbitrary selection need the server. A static file server sends
 no Content-Security-Policy header, so notebook HTML gets a ``<meta>`` policy that forbids
-all script: an exported notebook shows its outputs but runs none of their code.
+all script, and the run page's iframe is sandboxed without ``allow-scripts``: an exported
+notebook shows its outputs but runs none of their code. (That iframe keeps
+``allow-same-origin`` so that, opened from disk, it may load nbconvert's shared theme.)
 """
 
 from __future__ import annotations

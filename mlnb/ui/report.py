@@ -26,10 +26,11 @@ NOTEBOOK_CSP = (
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
 #: The same policy as a meta element, for exported pages (no header there). A meta policy
-#: cannot sandbox, so an export runs no script of a notebook at all.
+#: cannot sandbox, so an export runs no script of a notebook at all. Stylesheets may come
+#: from the export itself (nbconvert's theme, shared), also when it is opened from disk.
 EXPORT_META_CSP = (
     "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' data:; "
-    "style-src 'self' 'unsafe-inline'; font-src data:; form-action 'none'; base-uri 'none'\">"
+    "style-src 'self' file: 'unsafe-inline'; font-src data:; form-action 'none'; base-uri 'none'\">"
 )
 
 _CODE_CELL = re.compile(r'<div class="jp-Cell jp-CodeCell(?P<rest>[^"]*)"')
