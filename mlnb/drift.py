@@ -901,13 +901,14 @@ def auto_exclude(reference: pd.DataFrame | ReferenceProfile, current: pd.DataFra
     Dates and times (a datetime column, or text holding ISO dates) differ between any two
     batches by construction, and identifiers (named ``id``, ``*_id``, ``uuid``, ``key``,
     ``Unnamed: 0`` …, or text unique on every row) are unique per row: neither
-    says anything about the population. The rules look at the current batch and, when it
-    is data, the reference.
+    says anything about the population. The rules look at the reference when it is data
+    (a small batch can look unique where the population is not), else at the batch.
     """
     from mlnb.metrics import is_date_like, is_id_like
 
     out = {}
-    sides = [current] + ([reference] if isinstance(reference, pd.DataFrame) else [])
+    # the reference decides when it is data: a small batch may look unique where it is not
+    sides = [reference] if isinstance(reference, pd.DataFrame) else [current]
     for name in dict.fromkeys([*current.columns, *(reference.columns if isinstance(reference, pd.DataFrame) else ())]):
         series = [side[name] for side in sides if name in side.columns]
         if any(is_date_like(s) for s in series):

@@ -91,14 +91,28 @@ def find_template(name_or_path: str | os.PathLike, start: str | os.PathLike | No
     raise TemplateNotFound(f"unknown template {text!r}; available: {known} (or give a path to an .ipynb)")
 
 
-def _absolute_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Turn relative paths given by the user into absolute ones (the kernel runs elsewhere)."""
+#: Input kinds whose values are paths: relative ones given by the user are taken from where
+#: mlnb runs, never from the template's directory.
+PATH_KINDS = ("table", "schema", "file")
+
+
+def _absolute_paths(values: dict[str, Any], base: Path, template: Template | None = None) -> dict[str, Any]:
+    """Turn relative paths given by the user into absolute ones (the kernel runs elsewhere):
+    every declared path input, and any other text that names an existing file."""
+    declared = _kinds(template) if template is not None else {}
     out = {}
     for name, value in values.items():
-        if isinstance(value, str) and value and not os.path.isabs(value) and (base / value).exists():
-            value = str((base / value).resolve())
+        if isinstance(value, str) and value and not os.path.isabs(value) and len(value) < 4096:
+            if declared.get(name) in PATH_KINDS or (base / value).exists():
+                value = str((base / value).resolve())
         out[name] = value
     return out
+
+
+def _kinds(template: Template) -> dict[str, str]:
+    """The template's declared inputs as ``{name: kind}`` (a plain list means ``file``)."""
+    declared = template.inputs
+    return dict(declared) if isinstance(declared, dict) else dict.fromkeys(declared, "file")
 
 
 def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
@@ -146,15 +160,23 @@ def prepare_parameters(
     Raises:
         ParameterError, DataError, SchemaDefinitionError, ModelNotFound: before anything runs.
     """
-    given = _absolute_paths(dict(overrides), Path(base))
+    own = _absolute_paths(dict(overrides), Path(base), template)
+    given = dict(own)
     if config is not None:
-        given = {**project_defaults(template, config), **given}
+        defaults = project_defaults(template, config)
+        for group in template.overrides:
+            # the user chose one of a group (a reference instead of the project's schema): the
+            # project's values for the others give way
+            if any(member in own for member in group):
+                for member in group:
+                    defaults.pop(member, None)
+        given = {**defaults, **own}
     final = params_mod.resolve(template, given)
     for first, *others in template.overrides:
         # a given `schema` makes `reference` moot: not the example's default, nothing
         if given.get(first) is not None:
             final.update({o: None for o in others if o not in given})
-    _check_example_defaults(template, given, final)
+    _check_example_defaults(template, own, final)
     if "store" in template.parameters and "store" not in given and store is not None:
         # a template that reads the store (the registry, earlier runs) reads this run's store
         final["store"] = str((store.path if isinstance(store, Store) else Path(store)).resolve())
@@ -181,8 +203,7 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
     """Refuse a missing or unreadable declared input before a run is started (exit 2)."""
     from mlnb.exceptions import DataError, ModelNotFound, RegistryError, SchemaDefinitionError
 
-    declared = template.inputs
-    kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
+    kinds = _kinds(template)
     for name, kind in kinds.items():
         if kind not in INPUT_KINDS:
             raise TemplateError(
@@ -206,7 +227,7 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
             continue
         if not isinstance(value, str) or not value:
             continue
-        path = Path(value) if os.path.isabs(value) else template.path.parent / value
+        path = _path(template, value)
         default = template.parameters[name].default if name in template.parameters else None
         if value == default and not path.exists():
             from mlnb.exceptions import ParameterError
@@ -237,12 +258,31 @@ def _check_model(template: Template, name: str, value: Any, final: dict[str, Any
     with Registry(final.get("store") or Store().path) as registry:
         try:
             if value is not None:
-                registry.get(value)
+                version = registry.get(value)
+                _check_model_columns(template, name, version, final, kinds)
                 return
             tables = [final[n] for n, k in kinds.items() if k == "table" and isinstance(final.get(n), str)]
             check_allowed(final.get("demo"), [_path(template, t) for t in tables], name, registry.describe_models())
         except (ModelNotFound, RegistryError) as exc:
             raise type(exc)(f"parameter {name!r}: {exc}") from exc
+
+
+def _check_model_columns(template: Template, name: str, version: Any, final: dict[str, Any], kinds: dict) -> None:
+    """The table a model scores holds the version's features (and, to evaluate, its target)."""
+    from mlnb.data import table_columns
+    from mlnb.exceptions import DataError
+
+    table = next((n for n, k in kinds.items() if k == "table" and isinstance(final.get(n), str)), None)
+    if table is None or not _path(template, final[table]).is_file():
+        return
+    columns = table_columns(_path(template, final[table]))
+    needed = list(version.features)
+    if "target" in template.parameters and kinds.get("target") is None:
+        needed.append(final.get("target") or version.target)
+    missing = [c for c in needed if c and c not in columns]
+    if missing:
+        raise DataError(f"parameter {table!r}: {final[table]!r} lacks column(s) {', '.join(map(repr, missing))} "
+                        f"of model {version.uri} ({name} {final[name]!r}); it has: {', '.join(columns)}")
 
 
 def _check_shadow_log(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:
@@ -320,10 +360,11 @@ def _check_example_defaults(template: Template, given: dict[str, Any], final: di
     from mlnb.data import is_example
     from mlnb.exceptions import ParameterError
 
-    declared = template.inputs
-    kinds = declared if isinstance(declared, dict) else dict.fromkeys(declared, "file")
-    files = [n for n, k in kinds.items() if k in ("table", "file", "schema")]
+    kinds = _kinds(template)
+    files = [n for n, k in kinds.items() if k in PATH_KINDS]
     own = [n for n in files if n in given and isinstance(final.get(n), str) and not is_example(_path(template, final[n]))]
+    # a model or log of the user's is the user's input too: the example's data do not go with it
+    own += [n for n, k in kinds.items() if k in ("model", "model_name", "shadow_log") and given.get(n) is not None]
     if not own:
         return
     for name in files:
@@ -332,7 +373,7 @@ def _check_example_defaults(template: Template, given: dict[str, Any], final: di
             key = template.config_keys.get(name)
             raise ParameterError(
                 f"parameter {name!r} was left at its default {default!r}, the bundled example's, while "
-                f"{', '.join(map(repr, own))} {'is' if len(own) == 1 else 'are'} your data; give {name}"
+                f"{', '.join(map(repr, own))} {'is' if len(own) == 1 else 'are'} yours; give {name}"
                 + (f" (inside a project, mlnb.yaml's {key} gives it)" if key else ""),
                 name,
             )

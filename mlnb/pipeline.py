@@ -185,10 +185,11 @@ def promotion_decision(config: Config, challenger: dict, champion: dict | None, 
         return False, f"challenger has no {metric}"
     if champion is None:
         perf = config.triggers.performance
-        if perf.min is not None and c < perf.min:
-            return False, f"first model's {metric} {c:.3f} is below the minimum {perf.min:.3f}"
-        if perf.max is not None and c > perf.max:
-            return False, f"first model's {metric} {c:.3f} is above the maximum {perf.max:.3f} ({direction})"
+        gate = challenger.get(perf.metric)  # the minimum or maximum is on the performance metric
+        if gate is not None and perf.min is not None and gate < perf.min:
+            return False, f"first model's {perf.metric} {gate:.3f} is below the minimum {perf.min:.3f}"
+        if gate is not None and perf.max is not None and gate > perf.max:
+            return False, f"first model's {perf.metric} {gate:.3f} is above the maximum {perf.max:.3f} (lower is better)"
         return True, f"first model: {metric} {c:.3f} on the holdout"
     p = champion.get(metric)
     if p is None:
@@ -269,6 +270,10 @@ def check_estimator(config: Config) -> None:
     if unknown:
         raise ConfigError(f"model.hyperparameters: {', '.join(map(repr, unknown))} not taken by {cls.__name__}; "
                           f"allowed: {', '.join(sorted(allowed))}")
+    try:
+        cls(**m.hyperparameters)._validate_params()  # scikit-learn's own check of each value
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model.hyperparameters: {str(exc).splitlines()[0]}") from None
     if config.drift.method != "auto" and config.drift.method not in METHODS:
         raise ConfigError(f"drift.method: {config.drift.method!r} is not a method; allowed: auto, {', '.join(METHODS)}")
 
@@ -368,6 +373,7 @@ class _Pipeline:
         self.echo = echo
         self.id = new_run_id("pipeline", now=datetime.now(timezone.utc))
         self.decision = Decision(model=config.model.name)
+        self.unreadable: str | None = None  # why the batch cannot be read, when it cannot
 
     def template(self, name: str):
         from mlnb.execute import find_template
@@ -439,8 +445,15 @@ class _Pipeline:
         reference, which has the columns the training table will have."""
         from mlnb.execute import prepare_parameters
 
+        from mlnb.data import probe_table
+
         cfg = self.config
         reference = cfg.path(cfg.data.reference)
+        try:
+            probe_table(batch)
+        except DataError as exc:  # broken data: the validate step's verdict, not a usage error
+            self.unreadable = str(exc)
+            batch = reference  # the other steps are checked on a table that can be read
         check_columns(cfg, reference, batch)
         check_estimator(cfg)
         steps = [("validate", {"data": str(batch)}), ("drift", {"current": str(batch)}),
@@ -494,8 +507,9 @@ class _Pipeline:
             files = batches(self.config)
             if not files:
                 raise ConfigError(f"data.current: {self.config.data.current!r} matches no file")
-            done = {sha for sha, runs in processed.items() if any(r["config"] == config_sha for r in runs)}
-            unseen = [f for f in files if records.sha256_file(f) not in done]
+            # the newest batch no configuration has seen; when every one was seen, the newest,
+            # which a changed configuration processes once more (older batches stay as they were)
+            unseen = [f for f in files if records.sha256_file(f) not in processed]
             batch = (unseen or files)[-1]
         self.decision.batch = {"path": str(batch.resolve()), **records.fingerprint(batch), "config_sha256": config_sha}
         earlier = processed.get(self.decision.batch["sha256"], [])
@@ -535,6 +549,11 @@ class _Pipeline:
     def steps(self, registry, batch: Path, production: dict | None) -> Decision:
         cfg = self.config
         self.echo(f"pipeline {self.id}: batch {batch.name}")
+        if self.unreadable:
+            self.decision.outcome = "rejected"
+            self.decision.reasons.append(f"data rejected: {self.unreadable}")
+            self.alert("data_rejected", f"{cfg.model.name}: batch {batch.name}: {self.unreadable}")
+            return self.decision
         v = self.child("validate", "validate", {"data": str(batch)})
         scraps = v.record["scraps"]
         validation_passed = v.succeeded and scraps.get("passed") is not False
@@ -697,6 +716,17 @@ def run_pipeline(
         pipe.decision.outcome = "error"
         pipe.decision.reasons.append(str(exc))
         pipe.alert("error", f"{config.model.name}: pipeline error: {exc}")
+    except Interrupted:
+        if not pipe.decision.children and not pipe.decision.registry_changes:
+            raise  # nothing was written: nothing to record
+        # steps ran (and maybe a version was registered): the pipeline record says so, so that
+        # no step points at a parent that never was and no version lacks its decision
+        steps = ", ".join(pipe.decision.children)
+        pipe.decision.outcome = "error"
+        pipe.decision.reasons.append(f"interrupted after step(s) {steps}")
+        record = pipe.record()
+        raise Interrupted(f"pipeline {pipe.id} interrupted after step(s) {steps}; recorded as an error: "
+                          f"{record.path / 'record.json'}") from None
     return pipe.decision, pipe.record()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -100,7 +101,7 @@ def init_project(
         shutil.copyfile(source, copy)
         reference, written = f"data/reference{source.suffix.lower()}", [copy]
     (root / "data" / "batches").mkdir(parents=True, exist_ok=True)
-    config.write_text(text.replace("reference: ''", f"reference: {reference}"))
+    config.write_text(text.replace("reference: ''", f"reference: {json.dumps(reference)}"))
     return [config, *written, *_common_files(root, schemas=False)]
 
 

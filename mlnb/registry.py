@@ -196,7 +196,9 @@ def parse_uri(uri: Any) -> ModelRef:
     Raises:
         RegistryError: any other form, or a bad name, alias or version.
     """
-    forms = "give NAME@ALIAS (weather@production) or NAME/VERSION (weather/3)"
+    example = uri.partition("@")[0].partition("/")[0] if isinstance(uri, str) and uri else "NAME"
+    example = example if NAME.match(example) else "NAME"
+    forms = f"give NAME@ALIAS ({example}@production) or NAME/VERSION ({example}/3)"
     if not isinstance(uri, str) or not uri:
         raise RegistryError(f"model URI {uri!r} is empty or not text; {forms}")
     if "@" in uri:

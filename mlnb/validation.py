@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from pydantic import (
     BaseModel,
@@ -397,6 +397,7 @@ def infer(
     null_slack: float = 0.05,
     max_categories: int = 50,
     range_factor: float = 3.0,
+    optional: Sequence[str] = (),
 ) -> Schema:
     """Infer a schema from reference data: what broken data violates, and what is usual.
 
@@ -409,8 +410,9 @@ def infer(
     - nulls: a column without nulls in the reference may have none; one with share ``s``
       may have up to ``s + max(0.25, 2 s)``.
     - numeric ranges: values implausibly far from the reference, beyond its ``[min, max]``
-      widened by ``range_factor`` times its width on each side (a unit error, a sentinel
-      such as -999, a value ten times too large). Identifier columns get no range.
+      widened by ``range_factor`` times its width on each side (a unit error, a sentinel such
+      as -999, a value ten times too large), and never below zero for a column whose values
+      reach zero and never go below (rain, counts). Identifier columns get no range.
 
     The *expectations* (warnings, see :data:`EXPECTATIONS`): the range widened by ``slack``
     of its width (never below zero for a column that never was), the null share plus
@@ -426,6 +428,8 @@ def infer(
         null_slack: added to the observed share of nulls for the expectation.
         max_categories: most distinct values a string column may have to be a category.
         range_factor: widths of the reference range beyond which values are broken.
+        optional: columns that a batch may lack or leave empty (a label that arrives later):
+            their dtype, range and categories are still checked where they have values.
     """
     import pandas as pd
 
@@ -454,7 +458,9 @@ def infer(
             identifier = is_id_like(str(name), s) or (is_int and all_distinct)
             if len(values) and not identifier:
                 lo, hi = float(values.min()), float(values.max())
-                spec.update(_widened(lo, hi, range_factor, is_int, clamp_at_zero=False))
+                # a reference that reaches zero and never goes below has a bound there (rain,
+                # counts); one that merely stayed positive (a temperature in summer) may not
+                spec.update(_widened(lo, hi, range_factor, is_int, clamp_at_zero=lo == 0))
                 expect.update(_widened(lo, hi, slack, is_int, clamp_at_zero=lo >= 0))
             expect["unique"] = bool(is_int and all_distinct)
         elif pd.api.types.is_datetime64_any_dtype(s) or _looks_like_dates(values):
@@ -475,6 +481,10 @@ def infer(
                 spec["dtype"] = "str"
                 expect["unique"] = bool(all_distinct)
         if not expect.get("unique"):
+            expect.pop("unique", None)
+        if str(name) in optional:
+            spec.update(required=False, nullable=1.0)
+            expect.pop("nullable", None)
             expect.pop("unique", None)
         if expect:
             spec["expect"] = ExpectSpec(**expect)

@@ -57,7 +57,7 @@ def test_drift_by_hand_on_a_table_without_a_date(tables, tmp_path):
 def test_validate_refuses_the_examples_reference_for_your_data(tables, tmp_path):
     store = tmp_path / "store"
     result = run_cli("run", "validate", "-p", "data", str(tables / "wine_new.csv"), "--store", str(store), cwd=tmp_path)
-    _one_line(result, 2, "parameter 'reference' was left at its default", "'data' is your data")
+    _one_line(result, 2, "parameter 'reference' was left at its default", "'data' is yours")
     assert not store.exists()
 
 
@@ -138,6 +138,8 @@ def test_init_writes_a_regression_project(tables, tmp_path):
     [
         ({"model": {"hyperparameters": {"max_iterr": 5}}}, ["model.hyperparameters: 'max_iterr' not taken by HistGradientBoostingClassifier; allowed:"]),
         ({"model": {"target": "klass"}}, ["model.target: 'klass' is not a column of the reference; columns: alcohol"]),
+        ({"model": {"hyperparameters": {"max_iter": -1}}}, ["model.hyperparameters: The 'max_iter' parameter of "
+                                                             "HistGradientBoostingClassifier must be"]),
         ({"model": {"estimator": "sklearn.ensemble.RandomForestRegressor"}}, ["model.estimator: sklearn.ensemble.RandomForestRegressor is a regressor but model.task is 'classification'"]),
         ({"drift": {"columns": ["alcohool"]}}, ["drift.columns: 'alcohool' in neither the reference nor the batch"]),
         ({"drift": {"method": "kss"}}, ["drift.method: 'kss' is not a method; allowed: auto, "]),
@@ -194,3 +196,35 @@ def test_validate_by_hand_agrees_with_the_pipeline_and_a_new_configuration_repro
     fixed = run_cli("pipeline", "run", "--current", batch, cwd=wine_project)
     assert fixed.returncode == 3, fixed.stdout + fixed.stderr  # accepted now: a first model is promoted
     assert "under another configuration" in fixed.stdout and "the configuration changed since" in fixed.stdout
+
+
+def test_a_given_model_does_not_go_with_the_examples_data(tmp_path):
+    store = tmp_path / "store"
+    result = run_cli("run", "evaluate", "-p", "model", "segment@production", "--store", str(store), cwd=tmp_path)
+    _one_line(result, 2, "parameter 'data' was left at its default", "'model' is yours; give data")
+    assert _listing(store) == []
+
+
+def test_relative_paths_are_taken_from_where_mlnb_runs(tmp_path):
+    result = run_cli("run", "validate", "-p", "data", "nothere.csv", "-p", "reference", "nothere.csv",
+                     "--store", str(tmp_path / "store"), cwd=tmp_path)
+    _one_line(result, 2, f"cannot read '{tmp_path / 'nothere.csv'}': no such file")
+
+
+def test_your_reference_wins_over_the_projects_schema(tables, tmp_path):
+    from mlnb.config import parse_config
+    from mlnb.execute import find_template, prepare_parameters
+    from mlnb.validation import infer
+
+    schema = tmp_path / "schema.yaml"
+    infer(pd.read_csv(tables / "diabetes.csv")).to_yaml(schema)
+    config = parse_config({"model": {"name": "w", "target": "target"},
+                           "data": {"reference": str(tables / "wine_ref.csv"), "current": "c"},
+                           "validation": {"schema": str(schema)}}, root=tmp_path)
+    template = find_template("validate")
+    final = prepare_parameters(template, {"data": str(tables / "wine_new.csv")}, tmp_path, tmp_path / "s", config)
+    assert final["schema"] == str(schema)  # the project's schema, when the user says nothing
+    final = prepare_parameters(template, {"data": str(tables / "wine_new.csv"), "reference": str(tables / "wine_ref.csv")},
+                               tmp_path, tmp_path / "s", config)
+    assert final["schema"] is None and final["reference"] == str(tables / "wine_ref.csv")
+    assert final["target"] == "target"  # the label may be missing from a batch

@@ -205,3 +205,51 @@ def test_cli_exit_code_says_data_rejected(cli, project):
     assert result.returncode == 5, result.stderr
     assert "decision: rejected" in result.stdout and "mlnb: alert:" in result.stderr
     assert "notebook.html" in result.stdout
+
+
+def test_an_interrupted_pipeline_records_what_its_steps_did(project, monkeypatch):
+    import mlnb.pipeline
+    from mlnb.exceptions import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("run interrupted")  # as Ctrl-C after the drift and evaluate steps
+
+    monkeypatch.setattr(mlnb.pipeline, "evaluate_triggers", interrupted)
+    config = load_config(project / "mlnb.yaml")
+    with pytest.raises(Interrupted, match=r"interrupted after step\(s\) validate, drift, evaluate_production; "
+                                          r"recorded as an error"):
+        run_pipeline(config, current=str(project / "data/batches/2013-q2.csv"))
+    store = Store(project / "runs")
+    (newest, *_) = store.list_runs(template="pipeline")
+    decision = newest["scraps"]["decision"]
+    assert decision["outcome"] == "error" and "interrupted" in decision["reasons"][-1]
+    for step, run_id in decision["children"].items():
+        assert store.get(run_id).record["parent"] == newest["id"], step
+    assert _versions(project) == [1]
+
+
+def test_a_new_configuration_reprocesses_the_newest_batch_only(project, monkeypatch):
+    import mlnb.pipeline
+    from mlnb import records
+    from mlnb.pipeline import _Pipeline, batches
+
+    config = load_config(project / "mlnb.yaml")
+    files = batches(config)
+    old = {records.sha256_file(f): [{"run": "old", "config": "0" * 64, "outcome": "nothing_needed"}] for f in files}
+    monkeypatch.setattr(mlnb.pipeline, "processed_batches", lambda store: old)
+    pipe = _Pipeline(config, Store(project / "runs"), datetime.now(timezone.utc), False, lambda *a, **k: None)
+    assert pipe.choose_batch(None, False) == files[-1]  # not an older one, batch after batch
+    assert "the configuration changed since" in pipe.decision.reasons[-1]
+    newest = records.sha256_file(files[-1])
+    old[newest].append({"run": "new", "config": config.fingerprint(), "outcome": "nothing_needed"})
+    again = _Pipeline(config, Store(project / "runs"), datetime.now(timezone.utc), False, lambda *a, **k: None)
+    assert again.choose_batch(None, False) is None and again.decision.outcome == "skipped"
+
+
+def test_a_batch_that_cannot_be_read_is_rejected_and_recorded(project):
+    bad = project / "data/incoming-binary.csv"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00")
+    decision, record = run_pipeline(load_config(project / "mlnb.yaml"), current=str(bad))
+    assert decision.outcome == "rejected" and OUTCOME_EXIT["rejected"] == 5
+    assert "data rejected: cannot read" in decision.reasons[-1] and decision.children == {}
+    assert record.succeeded and decision.alerts[0]["event"] == "data_rejected"

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 from mlnb.config import load_config
-from mlnb.metrics import improvement
 from mlnb.pipeline import run_pipeline
 from mlnb.project import init_project
 from mlnb.registry import Registry
@@ -142,8 +141,9 @@ def test_promotion_follows_the_metrics_direction(pipeline_runs):
     comparison = decision.comparison
     metric = pipeline_runs.table.metric
     assert comparison["metric"] == metric
-    gain = improvement(metric, comparison["challenger"], comparison["champion"])
-    assert comparison["promote"] == (gain > 0), comparison
+    challenger, champion = comparison["challenger"], comparison["champion"]
+    better = challenger < champion if metric == "rmse" else challenger > champion  # rmse: lower is better
+    assert comparison["promote"] == better, comparison
     aliases = Registry(Store(pipeline_runs.root / "runs")).aliases()
     expected = 2 if comparison["promote"] else 1
     assert aliases[(load_config(pipeline_runs.root / "mlnb.yaml").model.name, "production")] == expected

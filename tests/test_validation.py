@@ -81,7 +81,7 @@ DEFECTS = [
     defect("value a little above range", lambda d: _set(d, 3, "temp_max", 99.0),
            "expected_range", "temp_max", "99.0 (row 3)", "1 value outside", "warning"),
     defect("negative value in a never-negative column", lambda d: _set(d, 200, "precipitation", -1.5),
-           "expected_range", "precipitation", "-1.5 (row 200)", "seen -1.5", "warning"),
+           "in_range", "precipitation", "-1.5 (row 200)", "seen -1.5"),
     defect("unseen category", lambda d: _set(d, 5, "weather", "hail"),
            "categories", "weather", "'hail' (row 5)", "not allowed"),
     defect("duplicate key", lambda d: _set(d, 8, "date", d.loc[7, "date"]),
@@ -255,11 +255,12 @@ def test_infer_from_real_reference(reference):
     assert cols["temp_max"].min == pytest.approx(lo - 3 * (hi - lo), abs=1e-3)
     assert cols["temp_max"].max == pytest.approx(hi + 3 * (hi - lo), abs=1e-3)
     # the expectations: widened by a quarter of the range on each side; a column that was
-    # never negative is not expected to be (and its schema minimum may still go below 0)
+    # never negative is not expected to be
     assert cols["temp_max"].expect.min == pytest.approx(lo - 0.25 * (hi - lo), abs=1e-3)
     assert cols["temp_max"].expect.max == pytest.approx(hi + 0.25 * (hi - lo), abs=1e-3)
     assert cols["precipitation"].expect.min == 0.0 and cols["wind"].expect.min == 0.0
-    assert cols["wind"].min == pytest.approx(1.0 - 3 * 8.5)
+    assert cols["precipitation"].min == 0.0  # reaches zero, never below: a bound
+    assert cols["wind"].min == pytest.approx(1.0 - 3 * 8.5)  # stayed positive: may go below zero
     assert all(c.nullable == 0.0 for c in cols.values())
     assert not cols["temp_max"].unique and not cols["temp_max"].expect.unique
 
@@ -566,3 +567,20 @@ def test_an_open_list_of_values_warns_on_a_new_one_a_closed_list_rejects():
     # a closed list (no value seen once) keeps rejecting a value it never had
     weather = infer(read_table(REFERENCE))
     assert weather.columns["weather"].dtype == "category"
+
+
+def test_a_label_that_arrives_later_may_be_missing_or_empty_but_not_wrong(reference):
+    schema = infer(reference, optional=["weather"])
+    assert schema.columns["weather"].required is False and schema.columns["weather"].nullable == 1.0
+    assert validate(reference.drop(columns=["weather"]), schema).passed
+    assert validate(reference.assign(weather=None), schema).passed
+    assert failed(validate(_set(reference, 5, "weather", "hail"), schema)) == [("categories", "weather")]
+
+
+def test_a_column_bounded_at_zero_is_broken_below_it_a_positive_one_is_not(reference):
+    schema = infer(reference)
+    assert schema.columns["precipitation"].min == 0.0  # rain: reaches zero, never below
+    assert failed(validate(_set(reference, 4, "precipitation", -0.5), schema)) == [("in_range", "precipitation")]
+    # wind stayed above 1.0: a little below zero is unusual (a warning), -999 is a sentinel
+    assert failed(validate(_set(reference, 4, "wind", -0.5), schema)) == [("expected_range", "wind")]
+    assert failed(validate(_set(reference, 4, "wind", -999.0), schema)) == [("in_range", "wind")]
