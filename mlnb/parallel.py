@@ -255,7 +255,7 @@ def plan_sweep(
     for index, combo in enumerate(itertools.product(*axes.values())):
         overrides = {**fixed, **dict(zip(axes, combo))}
         try:
-            prepare_parameters(template, overrides, base)  # refuse a bad point before any runs
+            prepare_parameters(template, overrides, base, store)  # refuse a bad point before any runs
         except MlnbError as exc:
             point = ", ".join(f"{k}={json.dumps(v)}" for k, v in zip(axes, combo))
             raise type(exc)(f"{exc} (sweep point {index + 1}: {point or 'defaults'})") from exc
