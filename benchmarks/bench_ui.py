@@ -15,9 +15,9 @@ once, instead of executing 10,000 notebooks:
 
 Measured, for each store, against a real ``mlnb ui`` process over HTTP:
 
-- server time per page (the app's ``Server-Timing``, request in to response out), p50 and
-  p95 over ``--repeat`` requests; pages about one run use a different run each request, so
-  their caches start cold;
+- server time per page (the app's ``Server-Timing``, request in to response out), p50, p95
+  and the slowest of ``--repeat`` requests; pages about one run use a different run each
+  request, so their caches start cold; the other pages are cold only on their first request;
 - bytes of the runs page (what is transferred: no compression is configured);
 - compare of 50 runs rendered in Chromium, from the browser's own navigation timing
   (``loadEventEnd``), median of 5;
@@ -157,7 +157,7 @@ def measure_pages(base: str, urls: dict[str, list[str]]) -> dict[str, tuple[floa
                 raise SystemExit(f"{path}: HTTP {status}")
             times.append(ms)
             size = max(size, n)
-        out[page] = (statistics.median(times), percentile(times, 0.95), size)
+        out[page] = (statistics.median(times), percentile(times, 0.95), size, max(times))
     return out
 
 
@@ -222,15 +222,17 @@ def main() -> None:
         results[label]["export_s"] = export_time(path)
         print(f"measured {label}", flush=True)
     small, large = results["100 runs"], results["10,000 runs"]
-    print(f"\n| page | 100 runs p50 / p95 ms | 10,000 runs p50 / p95 ms | bytes (10,000) | target p95 ≤ {PAGE_P95_MS} ms |")
+    print(f"\n| page | 100 runs p50 / p95 / max ms | 10,000 runs p50 / p95 / max ms | bytes (10,000) "
+          f"| target p95 ≤ {PAGE_P95_MS} ms |")
     print("| --- | ---: | ---: | ---: | --- |")
     ok = True
     for page in large["pages"]:
-        s50, s95, _ = small["pages"][page]
-        l50, l95, size = large["pages"][page]
+        s50, s95, _, smax = small["pages"][page]
+        l50, l95, size, lmax = large["pages"][page]
         good = l95 <= PAGE_P95_MS
         ok &= good
-        print(f"| {page} | {s50:.1f} / {s95:.1f} | {l50:.1f} / {l95:.1f} | {size:,} | {'met' if good else 'MISSED'} |")
+        print(f"| {page} | {s50:.1f} / {s95:.1f} / {smax:.1f} | {l50:.1f} / {l95:.1f} / {lmax:.1f} | {size:,} "
+              f"| {'met' if good else 'MISSED'} |")
     size = large["pages"]["runs (page 1)"][2]
     ok &= size <= RUNS_PAGE_BYTES and large["compare_ms"] <= COMPARE_MS and large["export_s"] <= EXPORT_S
     print(f"\nruns page: {small['pages']['runs (page 1)'][2]:,} B (100 runs), {size:,} B (10,000 runs); "

@@ -168,7 +168,10 @@ class Site:
         for name in ("runs.html", "run.html", "compare.html", "models.html", "model.html", "version.html",
                      "monitor.html", "error.html"):
             environment().get_template(name)
-        self.runs_page(links=Links())
+        _, context = self.runs_page(links=Links())
+        if context["items"]:  # and the record's JSON-schema validator that verify compiles
+            with contextlib.suppress(MlnbError, OSError):
+                self.run_page(context["items"][0]["id"], links=Links())
 
     def sync_forever(self, interval: float = 2.0) -> threading.Thread:
         """Keep the index up to date from a daemon thread, so no request waits for it."""
