@@ -441,8 +441,9 @@ class _Pipeline:
 
     def preflight(self, batch: Path, production: dict | None) -> None:
         """Check every step's parameters and inputs before the first step runs (exit 2 then
-        writes nothing): the steps that read the batch are checked on it, training on the
-        reference, which has the columns the training table will have."""
+        writes nothing): validation and drift on the batch, training and scoring on the
+        reference, which has the columns the training table will have (a batch that lacks a
+        column is broken data: validation rejects it, exit 5)."""
         from mlnb.execute import prepare_parameters
 
         from mlnb.data import probe_table
@@ -459,7 +460,8 @@ class _Pipeline:
         steps = [("validate", {"data": str(batch)}), ("drift", {"current": str(batch)}),
                  ("train", {"data": str(reference)})]
         if production is not None:
-            steps.append(("evaluate", self.evaluate_parameters(production["version"], batch)))
+            # checked on the reference: a batch that lacks a feature is for validation to reject
+            steps.append(("evaluate", self.evaluate_parameters(production["version"], reference)))
         if self.monitored(production) and self.monitor_parameters() is not None:
             steps.append(("monitor", self.monitor_parameters()))
         for template, parameters in steps:
