@@ -180,45 +180,14 @@ def report_quality(result: dict) -> None:
 # -- latency ------------------------------------------------------------------------------------
 
 
-class Server:
-    """``mlnb serve weather@production`` with extra environment variables."""
-
-    def __init__(self, store: Path, name: str, env: dict):
-        import re
-
-        self.log_path = WORK / f"server-{name}.log"
-        self._log = open(self.log_path, "w")
-        full = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        full.update(env)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlnb", "serve", "weather@production", "--store", str(store), "--port", "0",
-             "--no-access-log"], cwd=ROOT, env=full, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            found = re.search(r"running on http://127\.0\.0\.1:(\d+)", self.log_path.read_text())
-            if found:
-                self.port = int(found.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self._log.close()
-
-
 def latency(seconds: float, repeats: int, concurrencies: list[int]) -> dict:
     import bench_serve
 
     bench_serve.WORK = WORK  # its trained store, built in this benchmark's work directory
     store = bench_serve.trained_store()
     shutil.rmtree(store / "predictions", ignore_errors=True)
-    logged = Server(store, "log", {})
-    plain = Server(store, "nolog", {"MLNB_SERVE_PREDICTION_LOG": "off"})
+    logged = bench_serve.Server(store, name="log")
+    plain = bench_serve.Server(store, name="nolog", env={"MLNB_SERVE_PREDICTION_LOG": "off"})
     results: dict = {}
     try:
         for srv in (logged, plain):

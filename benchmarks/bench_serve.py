@@ -52,8 +52,8 @@ def trained_store() -> Path:
         if "weather" in registry.models():
             return store
     data = str(ROOT / "data" / "reference.csv")
-    hgb = run_template("train", {"data": data, "features": FEATURES}, store)
-    logreg = run_template("train", {"data": data, "features": FEATURES,
+    hgb = run_template("train", {"data": data, "target": "weather", "features": FEATURES}, store)
+    logreg = run_template("train", {"data": data, "target": "weather", "features": FEATURES,
                                     "estimator": "sklearn.linear_model.LogisticRegression"}, store)
     assert hgb.succeeded and logreg.succeeded
     with Registry(store) as registry:
@@ -65,10 +65,12 @@ def trained_store() -> Path:
 
 
 class Server:
-    def __init__(self, store: Path, *args: str):
-        self.log_path = WORK / f"server-{len(args)}.log"
+    """``mlnb serve weather@production ARGS`` in a process of its own, with extra environment."""
+
+    def __init__(self, store: Path, *args: str, name: str | None = None, env: dict | None = None):
+        self.log_path = WORK / f"server-{name or len(args)}.log"
         self._log = open(self.log_path, "w")
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlnb", "serve", "weather@production", *args, "--store", str(store),
              "--port", "0", "--no-access-log"],
