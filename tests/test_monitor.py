@@ -298,7 +298,7 @@ def test_the_pipeline_fires_on_estimated_performance_before_labels_arrive(monito
     shutil.copytree(info["store"], root / "runs")  # the served model, its prediction log and its labels
     served = pd.DataFrame(info["served"])
     batch = root / "batch.csv"
-    served[FEATURES + ["diagnosis"]].to_csv(batch, index=False)
+    served[FEATURES].to_csv(batch, index=False)  # the requests, before any label arrives
     reference = root / "reference.csv"
     pd.read_csv(info["train"])[FEATURES + ["diagnosis"]].to_csv(reference, index=False)
     (root / "mlnb.yaml").write_text(yaml.safe_dump({
@@ -316,7 +316,10 @@ def test_the_pipeline_fires_on_estimated_performance_before_labels_arrive(monito
     assert "estimated accuracy" in estimated["reason"] and "band" in estimated["reason"]
     monitor_run = Store(root / "runs").get(decision.children["monitor"])
     assert monitor_run.parameters["model"] == "cancer@production" and monitor_run.record["parent"] == record.id
-    assert decision.outcome in ("promoted", "not_promoted") and "train" in decision.children
+    # no label yet: nothing to retrain on, and the decision says so
+    assert decision.outcome == "nothing_needed" and "train" not in decision.children
+    assert "cannot retrain: the batch has no labels in 'diagnosis'" in decision.reasons
+    assert decision.alerts[-1]["event"] == "no_labels"
 
 
 def test_estimated_performance_keys_read_in_the_metrics_direction():
