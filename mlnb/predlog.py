@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlnb.exceptions import DataError, ParameterError, StoreError
+from mlnb.records import json_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -230,18 +231,15 @@ def read_log(path: str | os.PathLike) -> PredictionTable:
     for file in files:
         data = file.read_bytes()
         n = 0
-        for line in data.splitlines():
-            if not line.strip():
-                continue
+        entries, torn = json_lines(data, SCHEMA)
+        skipped += torn
+        for e in entries:
             try:
-                e = json.loads(line)
-                if e.get("schema") != SCHEMA:
-                    raise ValueError(e.get("schema"))
                 row = {"request_id": str(e["request_id"]), "row": int(e["row"]), "time": e["time"],
                        "model_name": e["name"], "model_version": e["version"], "task": e.get("task"),
                        "target": e.get("target"), "prediction": e["prediction"],
                        "inputs_sha256": e.get("inputs_sha256")}
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError):
                 skipped += 1
                 continue
             for label, p in (e.get("probabilities") or {}).items():

@@ -46,6 +46,25 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def json_lines(data: bytes, schema: str) -> tuple[list[dict], int]:
+    """The objects of a JSON-lines log that carry ``"schema": schema``, and how many
+    non-blank lines were skipped (a torn last line, another format, not JSON)."""
+    entries, skipped = [], 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if isinstance(entry, dict) and entry.get("schema") == schema:
+            entries.append(entry)
+        else:
+            skipped += 1
+    return entries, skipped
+
+
 def fingerprint(path: str | os.PathLike) -> dict:
     """``{"sha256", "bytes"}`` of a file."""
     return {"sha256": sha256_file(path), "bytes": os.path.getsize(path)}

@@ -1119,21 +1119,17 @@ def read_shadow_log(path: str | os.PathLike) -> ShadowRecords:
     was analysed even while a server appends. Lines that are not whole JSON objects of
     schema ``mlnb.shadow/1`` (say, a last line cut by a crash) are skipped and counted.
     """
-    from mlnb.records import sha256_bytes
+    from mlnb.records import json_lines, sha256_bytes
 
     import pandas as pd
 
     data = Path(path).read_bytes()
-    flat, features, skipped = [], [], 0
-    for line in data.splitlines():
-        if not line.strip():
-            continue
+    flat, features = [], []
+    entries, skipped = json_lines(data, SHADOW_SCHEMA)
+    for entry in entries:
         try:
-            entry = json.loads(line)
-            if entry.get("schema") != SHADOW_SCHEMA:
-                raise ValueError(entry.get("schema"))
             p, s = entry["primary"], entry["shadow"]
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except KeyError:
             skipped += 1
             continue
         row = {"request_id": entry["request_id"], "row": entry["row"], "time": entry["time"]}

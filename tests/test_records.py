@@ -83,3 +83,10 @@ def test_digest_is_over_canonical_json_without_the_digest(run_copy):
     body = {k: v for k, v in rec.items() if k != "digest"}
     expected = records.sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
     assert rec["digest"] == expected
+
+
+def test_json_lines_keeps_the_logs_own_entries_and_counts_the_rest():
+    data = b'{"schema": "x/1", "a": 1}\n\n{"schema": "y/1"}\n[1, 2]\n{"schema": "x/1", "a": 2}\n{"schema": "x/1", "a"'
+    entries, skipped = records.json_lines(data, "x/1")
+    assert [e["a"] for e in entries] == [1, 2]
+    assert skipped == 3  # another format, not an object, a torn last line; the blank line is no entry
