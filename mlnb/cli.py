@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from mlnb import records
 from mlnb.cli_common import (
     EXIT_CODES,
     MlnbGroup,
@@ -153,7 +154,7 @@ def runs_show(run_id, store_path, as_json):
         console.print(f"[red]error[/]: {e['kind']} in cell {e['cell_index']}: {e['ename']}: {e['evalue']}")
     for title, rows in (
         ("parameters", rec["parameters"].items()),
-        ("scraps", ((k, _scrap_text(v)) for k, v in rec["scraps"].items())),
+        ("scraps", ((k, records.table_text(v, long=True) if records.is_table(v) else v) for k, v in rec["scraps"].items())),
         ("inputs", ((i["parameter"], f"{i['path']}  sha256 {i['sha256'][:12]}  {i['bytes']} B") for i in rec["inputs"])),
         ("artifacts", ((a["path"], f"sha256 {a['sha256'][:12]}  {a['bytes']} B") for a in rec["artifacts"])),
     ):
@@ -165,12 +166,6 @@ def runs_show(run_id, store_path, as_json):
         if table.row_count:
             console.print(table)
     click.echo(f"notebook: {run.html_path}")  # whole, never wrapped: it is copied and opened
-
-
-def _scrap_text(value: Any) -> Any:
-    if isinstance(value, dict) and "$artifact" in value:
-        return f"table {value['rows']} rows × {len(value['columns'])} columns ({value['$artifact']})"
-    return value
 
 
 @runs.command("diff")
@@ -246,7 +241,7 @@ def runs_reindex(store_path):
     """Rebuild the run index from the records."""
     store = _store(store_path)
     store.sync_index(force=True)
-    click.echo(f"indexed {len(store.run_ids())} runs in {store.path / 'mlnb.sqlite'}")
+    click.echo(f"indexed {len(store.run_ids())} runs in {store.database}")
 
 
 # -- project and pipeline ------------------------------------------------------------------

@@ -74,10 +74,11 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from mlnb import records
 from mlnb.exceptions import DriftError
 
 #: Format tag of a saved reference profile.
-PROFILE_SCHEMA = "mlnb.drift-profile/1"
+PROFILE_SCHEMA = records.DRIFT_PROFILE
 KINDS = ("numerical", "categorical")
 CORRECTIONS = ("none", "bonferroni", "fdr")
 #: Evidently's switch between p-value tests and distances, in non-missing reference rows.

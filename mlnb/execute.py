@@ -29,7 +29,7 @@ from mlnb import params as params_mod
 from mlnb import records
 from mlnb.exceptions import Interrupted, TemplateError, TemplateNotFound
 from mlnb.params import Template
-from mlnb.store import RUN_ID, Run, Store, new_run_id
+from mlnb.store import RUN_ID, Run, Store, as_store, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def prepare_parameters(
     _check_example_defaults(template, own, final)
     if "store" in template.parameters and "store" not in given and store is not None:
         # a template that reads the store (the registry, earlier runs) reads this run's store
-        final["store"] = str((store.path if isinstance(store, Store) else Path(store)).resolve())
+        final["store"] = str(as_store(store).path.resolve())
     _check_inputs(template, final)
     return final
 
@@ -492,15 +492,9 @@ def _store_scraps(notebook_path: Path, artifacts_dir: Path) -> dict:
     scraps = {}
     for name, value in read_scraps(str(notebook_path)).items():
         if type(value).__name__ == "DataFrame":
-            rel = f"scraps/{name}.parquet"
-            (artifacts_dir / "scraps").mkdir(exist_ok=True)
-            value.to_parquet(artifacts_dir / rel, engine="pyarrow")
-            scraps[name] = {
-                "$artifact": rel,
-                "type": "dataframe",
-                "rows": int(value.shape[0]),
-                "columns": [str(c) for c in value.columns],
-            }
+            (artifacts_dir / records.SCRAP_TABLES_DIR).mkdir(exist_ok=True)
+            value.to_parquet(artifacts_dir / records.table_path(name), engine="pyarrow")
+            scraps[name] = records.table_ref(name, value)
         else:
             scraps[name] = value
     return scraps
@@ -604,7 +598,7 @@ def run_template(
         Interrupted: on Ctrl-C or SIGTERM, after removing the staged run.
     """
     tpl = template if isinstance(template, Template) else find_template(template)
-    store = store if isinstance(store, Store) else Store(store)
+    store = as_store(store)
     final = prepare_parameters(tpl, parameters or {}, paths_relative_to or Path.cwd(), store, config)
     kernel = kernel_name or tpl.kernel_name
     inputs = _input_files(tpl, final)
@@ -745,13 +739,10 @@ def changed_scraps(a: Run, b: Run) -> list[str]:
     for name in dict.fromkeys([*sa, *sb]):
         if name not in sa or name not in sb:
             changed.append(name)
-        elif _is_table(sa[name]) and _is_table(sb[name]):
+        elif records.is_table(sa[name]) and records.is_table(sb[name]):
             if not a.scrap(name).equals(b.scrap(name)):
                 changed.append(name)
         elif records.canonical(sa[name]) != records.canonical(sb[name]):
             changed.append(name)
     return changed
 
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict) and "$artifact" in value

@@ -37,11 +37,11 @@ ID_COLUMN = "request_id"
 
 def models_with_logs(store: Any) -> list[str]:
     """Names of the models that have a prediction log in ``store``."""
-    from mlnb.predlog import LOG_DIR, log_files
+    from mlnb.predlog import log_files
     from mlnb.store import Store
 
     store = store if isinstance(store, Store) else Store(store)
-    root = store.path / LOG_DIR
+    root = store.predictions_dir
     return sorted(p.name for p in root.iterdir() if p.is_dir() and log_files(p)) if root.is_dir() else []
 
 

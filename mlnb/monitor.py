@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlnb import records
 from mlnb.exceptions import ConfigError, DataError, ParameterError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ BAND = 3.0
 THRESHOLD_STD = 3.0
 #: Chunks smaller than this are merged into a neighbour, and realized metrics need this many labels.
 DEFAULT_MIN_ROWS = 100
-CALIBRATION_SCHEMA = "mlnb.calibration/1"
+CALIBRATION_SCHEMA = records.CALIBRATION
 _SPAN = re.compile(r"^\s*(\d+)\s*(min|h|d|w)\s*$")
 _COUNT = re.compile(r"^\s*(\d+)\s*(rows)?\s*$")
 _UNITS = {"min": "min", "h": "h", "d": "D", "w": "W"}
@@ -726,9 +727,10 @@ def holdout_of(store: Any, version: Any) -> "pd.DataFrame":
     from mlnb import records
     from mlnb.data import read_table
     from mlnb.metrics import split
-    from mlnb.store import Store
 
-    store = store if isinstance(store, Store) else Store(store)
+    from mlnb.store import as_store
+
+    store = as_store(store)
     run = store.get(version.run_id)
     params = run.parameters
     source = next((i for i in run.record.get("inputs") or [] if i.get("parameter") == "data"), None)
@@ -976,7 +978,6 @@ def stored_calibration(store: Any, version: Any, reference_sha256: str) -> tuple
     """
     from mlnb import records
     from mlnb.exceptions import RunNotFound
-    from mlnb.store import Store
 
     tag = (version.tags or {}).get(CALIBRATION_TAG)
     if not tag or ":" not in tag:
@@ -984,7 +985,9 @@ def stored_calibration(store: Any, version: Any, reference_sha256: str) -> tuple
     run_id, sha = tag.split(":", 1)
     if sha != reference_sha256:
         return None
-    store = store if isinstance(store, Store) else Store(store)
+    from mlnb.store import as_store
+
+    store = as_store(store)
     try:
         run = store.get(run_id)
         path = run.artifact("calibration.json")

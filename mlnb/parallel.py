@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from mlnb import records
 from mlnb.exceptions import BackendError, DataError, MlnbError, ParameterError
 from mlnb.store import Store, new_run_id
 
@@ -299,8 +300,8 @@ def summarize_run(run, scraps: Iterable[str] | None = None) -> dict:
             continue
         if scraps is not None and name not in scraps:
             continue
-        if isinstance(value, dict) and "$artifact" in value:
-            value = f"table {value['rows']}×{len(value['columns'])}"
+        if records.is_table(value):
+            value = records.table_text(value)
         values[name] = value
     err = rec.get("error")
     return {

@@ -238,11 +238,11 @@ def parse_cli_value(text: str, param: Parameter | None = None) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    import yaml
+    from mlnb import yamlfile
 
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = yamlfile.loads(text, max_nodes=10_000)
+    except yamlfile.YamlRefused:
         return text
     try:
         to_jsonable(value)
@@ -290,18 +290,17 @@ def resolve(template: Template, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """Read ``-f params.yaml``: a YAML (or JSON) mapping of parameter names to values."""
-    import yaml
+    from mlnb import yamlfile
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ParameterError(f"cannot read parameters file {str(path)!r}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ParameterError(f"parameters file {str(path)!r} is not YAML{where}") from exc
+        data = yamlfile.read(path)
+    except FileNotFoundError:
+        raise ParameterError(f"cannot read parameters file {str(path)!r}: no such file") from None
+    except yamlfile.YamlRefused as exc:
+        if exc.problem is not None:
+            where = f" (line {exc.line})" if exc.line else ""
+            raise ParameterError(f"parameters file {str(path)!r} is not YAML{where}") from None
+        raise ParameterError(f"parameters file {str(path)!r}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

@@ -294,7 +294,7 @@ def processed_batches(store: Store) -> dict[str, list[dict]]:
 
 def write_dataset(store: Store, frame, label: str) -> Path:
     """Write a derived table into ``<store>/data/`` under its content hash (immutable)."""
-    directory = store.path / "data"
+    directory = store.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".csv", dir=directory)
     os.close(fd)

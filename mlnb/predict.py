@@ -390,9 +390,10 @@ def predict_file(
     """
     from mlnb.execute import run_template
     from mlnb.registry import Registry
-    from mlnb.store import Store
 
-    store = store if isinstance(store, Store) else Store(store)
+    from mlnb.store import as_store
+
+    store = as_store(store)
     fmt = output_format(output_path)
     output = Path(output_path).expanduser().resolve()
     if not output.parent.is_dir():

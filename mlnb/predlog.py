@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlnb.exceptions import DataError, ParameterError, StoreError
+from mlnb import records
 from mlnb.records import json_lines
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA = "mlnb.prediction/1"
-LOG_DIR = "predictions"
+SCHEMA = records.PREDICTION
 #: Size at which a process starts a new file (the old one is kept, renamed).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: What a log line holds of the request's inputs: the features and their sha256, or the sha256 only.
@@ -57,10 +57,11 @@ COLUMNS = ("request_id", "row", "time", "model_name", "model_version", "task", "
 def log_dir(store: Any, name: str) -> Path:
     """``<store>/predictions/<name>``: where the prediction log of model ``name`` goes."""
     from mlnb.registry import validate_name
-    from mlnb.store import Store
 
-    store = store if isinstance(store, Store) else Store(store)
-    return store.path / LOG_DIR / validate_name(name)
+    from mlnb.store import as_store
+
+    store = as_store(store)
+    return store.predictions_dir / validate_name(name)
 
 
 def _iso(t: float) -> str:

@@ -19,11 +19,31 @@ from typing import Any
 
 from mlnb.exceptions import RecordError
 
-SCHEMA = "mlnb.run/1"
+# -- formats ------------------------------------------------------------------------------
+# Every format mlnb writes, by its tag. The JSON ones are described by a JSON Schema in
+# mlnb/schemas/ (FORMATS); the registry's tag is the version of its database tables.
+
+RUN = "mlnb.run/1"  # record.json of a run
+PREDICTION = "mlnb.prediction/1"  # one line of a prediction log (mlnb serve)
+SHADOW = "mlnb.shadow/1"  # one line of a shadow log (mlnb serve --shadow)
+DRIFT_PROFILE = "mlnb.drift-profile/1"  # the metadata of a reference profile (mlnb.drift.profile)
+CALIBRATION = "mlnb.calibration/1"  # a model version's calibration for performance estimation
+REGISTRY = "mlnb.registry/1"  # the registry's tables in the store's database
+
+FORMATS = {
+    RUN: "run.v1.json",
+    PREDICTION: "prediction.v1.json",
+    SHADOW: "shadow.v1.json",
+    DRIFT_PROFILE: "drift-profile.v1.json",
+    CALIBRATION: "calibration.v1.json",
+}
+
+SCHEMA = RUN
 RECORD_FILE = "record.json"
 NOTEBOOK_FILE = "notebook.ipynb"
 HTML_FILE = "notebook.html"
 ARTIFACTS_DIR = "artifacts"
+SCRAP_TABLES_DIR = "scraps"  # under artifacts/: DataFrame scraps as Parquet
 
 _validator = None
 
@@ -101,7 +121,7 @@ def _schema_validator():
 
         import jsonschema
 
-        schema = json.loads((Path(__file__).parent / "schemas" / "run.v1.json").read_text())
+        schema = json.loads((Path(__file__).parent / "schemas" / FORMATS[RUN]).read_text())
         _validator = jsonschema.Draft202012Validator(schema)
     return _validator
 
@@ -149,6 +169,66 @@ def write_record(run_dir: str | os.PathLike, record: dict) -> Path:
     path = Path(run_dir) / RECORD_FILE
     path.write_text(json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return path
+
+
+# -- table references: how a record holds a DataFrame scrap ---------------------------------
+
+
+def table_ref(name: str, df: Any) -> dict:
+    """The record's value for DataFrame scrap ``name``, stored at :func:`table_path`."""
+    return {
+        "$artifact": table_path(name),
+        "type": "dataframe",
+        "rows": int(df.shape[0]),
+        "columns": [str(c) for c in df.columns],
+    }
+
+
+def table_path(name: str) -> str:
+    """Where DataFrame scrap ``name`` lives, relative to the run's ``artifacts/``."""
+    return f"{SCRAP_TABLES_DIR}/{name}.parquet"
+
+
+def is_table(value: Any) -> bool:
+    """Whether a scrap value of a record is a reference to a table artifact."""
+    return isinstance(value, dict) and "$artifact" in value
+
+
+def table_text(value: dict, long: bool = False) -> str:
+    """``table 3×2``, or with ``long`` ``table 3 rows × 2 columns (scraps/t.parquet)``."""
+    rows, columns = value.get("rows", "?"), len(value.get("columns", []))
+    if long:
+        return f"table {rows} rows × {columns} columns ({value['$artifact']})"
+    return f"table {rows}×{columns}"
+
+
+def flatten(values: dict, prefix: str = "", depth: int | None = None) -> dict[str, Any]:
+    """Nested dicts (metrics) as dotted names, ``depth`` levels deep (None: all); tables,
+    lists and empty dicts stay one value."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value and not is_table(value) and depth != 1:
+            out.update(flatten(value, name, None if depth is None else depth - 1))
+        else:
+            out[name] = value
+    return out
+
+
+def display_text(value: Any, width: int = 80, digits: int = 6, long_tables: bool = True) -> str:
+    """A scrap or parameter value as one line of at most ``width`` characters."""
+    if is_table(value):
+        text = table_text(value, long=long_tables)
+    elif isinstance(value, float):
+        text = f"{value:.{digits}g}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- verifying ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,9 @@ from typing import Any, Iterator
 
 from mlnb import records
 from mlnb.exceptions import ArtifactTampered, ModelNotFound, RegistryError
-from mlnb.store import Store
+from mlnb.store import Store, as_store
 
-SCHEMA = "mlnb.registry/1"
+SCHEMA = records.REGISTRY
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MAX_NAME = 100
 DEFAULT_ALIAS = "production"
@@ -316,7 +316,7 @@ class Registry:
     """
 
     def __init__(self, store: Store | str | os.PathLike | None = None):
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = as_store(store)
         self._db: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
@@ -335,14 +335,15 @@ class Registry:
 
     # -- database ---------------------------------------------------------------------------
 
-    def _conn(self, create: bool = False) -> sqlite3.Connection | None:
-        """The connection; None when the store does not exist and ``create`` is False."""
+    def connection(self, create: bool = False) -> sqlite3.Connection | None:
+        """The registry's connection to the store's database, kept open until :meth:`close`;
+        None when the store has no database and ``create`` is False."""
         if self._db is None:
-            if not create and not (self.store.path / "mlnb.sqlite").is_file():
+            if not create and not self.store.has_database():
                 return None
             if create:
                 self.store.ensure_writable()
-            db = self.store._connect()
+            db = self.store.connect()
             try:
                 row = db.execute("SELECT value FROM registry_meta WHERE key = 'schema'").fetchone()
             except sqlite3.OperationalError:  # no registry in this store yet
@@ -361,7 +362,7 @@ class Registry:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its first statement."""
-        db = self._conn(create=True)
+        db = self.connection(create=True)
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -371,7 +372,7 @@ class Registry:
         db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        db = self._conn()
+        db = self.connection()
         return db.execute(sql, args).fetchall() if db is not None else []
 
     # -- registering ------------------------------------------------------------------------
@@ -525,11 +526,11 @@ class Registry:
         Raises:
             RegistryError: a malformed URI. ModelNotFound: an unknown model, version or alias.
         """
-        return self._resolve(self._conn(), parse_uri(uri))
+        return self._resolve(self.connection(), parse_uri(uri))
 
     def get(self, uri: str) -> ModelVersion:
         """The version a URI points at, with its tags and the aliases pointing at it."""
-        db = self._conn()
+        db = self.connection()
         name, version = self._resolve(db, parse_uri(uri))
         row = db.execute(
             f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?", (name, version)
@@ -550,7 +551,7 @@ class Registry:
 
     def versions(self, name: str | None = None) -> list[ModelVersion]:
         """Every version (of model ``name``), by name then version, with tags and aliases."""
-        db = self._conn()
+        db = self.connection()
         if db is None:
             if name is not None:
                 raise self._unknown_model(validate_name(name))
@@ -622,7 +623,7 @@ class Registry:
         validate_name(name)
         if alias is not None:
             validate_name(alias, "alias")
-        db = self._conn()
+        db = self.connection()
         if db is None or db.execute("SELECT 1 FROM model_versions WHERE name = ? LIMIT 1", (name,)).fetchone() is None:
             raise self._unknown_model(name)
         sql = f"SELECT {_EVENT_COLUMNS} FROM alias_events WHERE name = ?"

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from mlnb import records
 from mlnb.exceptions import DataError, MlnbError, ParameterError, RegistryError, StoreError
 
 if TYPE_CHECKING:
@@ -73,8 +74,7 @@ INLINE_ROWS = 64
 SHADOW_QUEUE = 10_000
 #: Seconds before a version that failed to load (a tampered artifact) is tried again.
 RETRY_FAILED_LOAD = 30.0
-SHADOW_DIR = "shadow"
-SHADOW_SCHEMA = "mlnb.shadow/1"
+SHADOW_SCHEMA = records.SHADOW
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Environment variables that configure :func:`app_from_env` (uvicorn/gunicorn workers).
 ENV = {
@@ -425,10 +425,11 @@ class ClassShares:
 def shadow_log_path(store, name: str) -> Path:
     """``<store>/shadow/<name>.jsonl``: where the shadow log of served model ``name`` goes."""
     from mlnb.registry import validate_name
-    from mlnb.store import Store
 
-    store = store if isinstance(store, Store) else Store(store)
-    return store.path / SHADOW_DIR / f"{validate_name(name)}.jsonl"
+    from mlnb.store import as_store
+
+    store = as_store(store)
+    return store.shadow_dir / f"{validate_name(name)}.jsonl"
 
 
 class ShadowLog:

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 STAGING = ".staging"
 DATABASE = "mlnb.sqlite"
+DATA_DIR = "data"
+SHADOW_DIR = "shadow"
+PREDICTIONS_DIR = "predictions"
 RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[a-z0-9-]+-[0-9a-f]{6}$")
 
 _INDEX_SCHEMA = """
@@ -54,23 +57,6 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_template ON runs (template, started);
 """
-
-
-def default_store() -> str:
-    """The store named by ``MLNB_STORE``, else ``store:`` of ``./mlnb.yaml``, else ``runs``."""
-    if os.environ.get("MLNB_STORE"):
-        return os.environ["MLNB_STORE"]
-    config = Path("mlnb.yaml")
-    if config.is_file():
-        import yaml
-
-        try:
-            data = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError:
-            data = {}
-        if isinstance(data, dict) and isinstance(data.get("store"), str):
-            return str(config.parent / data["store"])
-    return "runs"
 
 
 def new_run_id(template: str, now: datetime | None = None) -> str:
@@ -130,7 +116,7 @@ class Run:
 
     def scrap(self, name: str) -> Any:
         value = self.record["scraps"][name]
-        if isinstance(value, dict) and "$artifact" in value:
+        if records.is_table(value):
             import pandas as pd
 
             return pd.read_parquet(self.path / records.ARTIFACTS_DIR / value["$artifact"])
@@ -160,6 +146,12 @@ class Run:
         return self.path / records.HTML_FILE
 
 
+def as_store(store: "Store | str | os.PathLike | None") -> "Store":
+    """``store`` itself when it is a :class:`Store`, else the store at that path (None: the
+    default store)."""
+    return store if isinstance(store, Store) else Store(store)
+
+
 class Store:
     """A directory of run records with a SQLite index.
 
@@ -168,7 +160,11 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike | None = None):
-        raw = str(path if path is not None else default_store())
+        if path is None:
+            from mlnb.config import default_store
+
+            path = default_store()
+        raw = str(path)
         if "://" in raw:
             raise StoreError(
                 f"store {raw!r} is a URL: object storage is not supported as a store; give a "
@@ -182,6 +178,48 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    # -- layout ----------------------------------------------------------------------------
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file that holds the index of runs and the model registry."""
+        return self.path / DATABASE
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the pipeline keeps the reference and holdout tables it writes."""
+        return self.path / DATA_DIR
+
+    @property
+    def shadow_dir(self) -> Path:
+        """Where ``mlnb serve --shadow`` appends its comparison logs."""
+        return self.path / SHADOW_DIR
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Where ``mlnb serve`` appends its prediction logs."""
+        return self.path / PREDICTIONS_DIR
+
+    def run_path(self, run_id: str) -> Path:
+        """The directory of a committed run (which may not exist)."""
+        return self.path / run_id
+
+    def has_database(self) -> bool:
+        return self.database.is_file()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the store's database (WAL, busy timeout, index tables made).
+
+        The caller closes it. The registry keeps its own tables in the same database.
+        """
+        db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
+        db.execute("PRAGMA busy_timeout = 30000")
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            with contextlib.suppress(sqlite3.OperationalError):
+                db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(_INDEX_SCHEMA)
+        return db
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -248,20 +286,11 @@ class Store:
         os.chmod(target, 0o555)
         run = Run(target, record)
         with contextlib.suppress(sqlite3.Error):
-            with self._connect() as db:
+            with self.connect() as db:
                 _index_insert(db, record)
         return run
 
     # -- reading ---------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path / DATABASE, timeout=30, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 30000")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(_INDEX_SCHEMA)
-        return db
 
     def run_ids(self) -> list[str]:
         """Ids of every committed run, from the directory (not the index)."""
@@ -275,7 +304,7 @@ class Store:
             return 0
         on_disk = set(self.run_ids())
         changed = 0
-        with self._connect() as db:
+        with self.connect() as db:
             if force:
                 db.execute("DELETE FROM runs")
             indexed = {row[0] for row in db.execute("SELECT id FROM runs")}
@@ -310,7 +339,7 @@ class Store:
         from mlnb.filters import compile_filter
 
         filter_sql, filter_args = compile_filter(filter)
-        if not self.path.is_dir() or not ((self.path / DATABASE).exists() or self.run_ids()):
+        if not self.path.is_dir() or not (self.has_database() or self.run_ids()):
             return []  # an empty store: reading it creates no index
         if not self._synced:
             self.sync_index()
@@ -328,7 +357,7 @@ class Store:
         sql += " ORDER BY started DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        with contextlib.closing(self._connect()) as db:
+        with contextlib.closing(self.connect()) as db:
             rows = db.execute(sql, args).fetchall()
         keys = ("id", "template", "status", "started", "finished", "duration_s", "parent")
         out = []

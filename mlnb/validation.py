@@ -270,22 +270,15 @@ def load_schema(path: str | os.PathLike) -> Schema:
     Raises:
         SchemaDefinitionError: the file is missing, not YAML, or not a valid schema.
     """
-    import yaml
+    from mlnb import yamlfile
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = yamlfile.read(p)
     except FileNotFoundError as exc:
         raise SchemaDefinitionError(f"schema {str(p)!r}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaDefinitionError(f"schema {str(p)!r}: cannot be read: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SchemaDefinitionError(f"{p.name}: not valid YAML{where}: {problem}") from exc
+    except yamlfile.YamlRefused as exc:
+        raise SchemaDefinitionError(f"{p.name}: {exc}") from None
     return schema_from_dict(data, source=p.name)
 
 

@@ -37,7 +37,8 @@ import ipywidgets as w
 from mlnb.diff import diff_runs
 from mlnb.exceptions import MlnbError
 from mlnb.registry import Registry, default_actor
-from mlnb.store import Run, Store
+from mlnb import records
+from mlnb.store import Run, Store, as_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,22 +59,12 @@ _STYLE = """<style>
 
 
 def _store(store: Store | str | os.PathLike) -> Store:
-    return store if isinstance(store, Store) else Store(store)
+    return as_store(store)
 
 
 def _text(value: Any, width: int = 80) -> str:
     """A value as one line of text, shortened to ``width`` characters."""
-    if isinstance(value, dict) and "$artifact" in value:
-        text = f"table {value.get('rows', '?')} rows × {len(value.get('columns', []))} columns ({value['$artifact']})"
-    elif isinstance(value, float):
-        text = f"{value:.6g}"
-    elif isinstance(value, str):
-        text = value
-    else:
-        import json
-
-        text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return records.display_text(value, width)
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], row_class: Iterable[str] | None = None,

@@ -21,7 +21,8 @@ from typing import Any
 
 from mlnb import filters, records
 from mlnb.exceptions import MlnbError, ModelNotFound, RunNotFound
-from mlnb.store import RUN_ID, Run, Store
+from mlnb import store as store_mod
+from mlnb.store import RUN_ID, Run, Store, as_store
 from mlnb.ui import charts
 
 PER_PAGE = 50
@@ -66,27 +67,12 @@ def _row(row: tuple) -> dict:
 
 def flatten(values: dict, prefix: str = "", depth: int = 2) -> dict[str, Any]:
     """Nested dicts as dotted keys (``metrics.f1``); tables and lists stay one value."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and "$artifact" not in value and depth > 1 and value:
-            out.update(flatten(value, name + ".", depth - 1))
-        else:
-            out[name] = value
-    return out
+    return records.flatten(values, prefix, depth)
 
 
 def text(value: Any, width: int = 80) -> str:
     """A value as one short line."""
-    if isinstance(value, dict) and "$artifact" in value:
-        s = f"table {value.get('rows', '?')} × {len(value.get('columns', []))}"
-    elif isinstance(value, float):
-        s = f"{value:.4g}"
-    elif isinstance(value, str):
-        s = value
-    else:
-        s = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return s if len(s) <= width else s[: width - 1] + "…"
+    return records.display_text(value, width, digits=4, long_tables=False)
 
 
 def summary(scraps: dict) -> list[tuple[str, str]]:
@@ -118,7 +104,7 @@ class Site:
     """
 
     def __init__(self, store: Store | str | os.PathLike, write_enabled: bool = False):
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = as_store(store)
         self.write_enabled = write_enabled
         self._synced_at = 0.0
         self._sync_lock = threading.Lock()
@@ -154,7 +140,7 @@ class Site:
             with Registry(self.store) as registry:
                 registry.models()
         except sqlite3_errors() as exc:
-            raise StoreError(f"store {str(path)!r}: cannot read its index {DATABASE_NAME}: {exc}") from exc
+            raise StoreError(f"store {str(path)!r}: cannot read its index {store_mod.DATABASE}: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"store {str(path)!r} cannot be read: {exc}") from exc
 
@@ -203,7 +189,7 @@ class Site:
         """This thread's connection to the store's database (opened once per thread)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = self._local.db = self.store._connect()
+            db = self._local.db = self.store.connect()
         return db
 
     def registry(self):
@@ -484,7 +470,7 @@ class Site:
     def models_page(self, links=None) -> tuple[str, dict]:
         models = []
         with self.registry() as registry:
-            db = registry._conn()
+            db = registry.connection()
             if db is not None:
                 counts = dict(db.execute("SELECT name, COUNT(*) FROM model_versions GROUP BY name").fetchall())
                 aliases: dict[str, list] = {}
@@ -739,4 +725,3 @@ def sqlite3_errors():
     return sqlite3.Error
 
 
-DATABASE_NAME = "mlnb.sqlite"

@@ -1,7 +1,6 @@
-"""``mlnb.yaml``: the project file that drives the retraining pipeline.
+"""The sections of ``mlnb.yaml`` as pydantic models, and the one-line wording of their errors.
 
-Parsed with pydantic, so every mistake is reported as one line naming the key path, the
-value and what is allowed. Paths are relative to the file's directory.
+Every mistake is reported as one line naming the key path, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlnb.exceptions import ConfigError, MlnbError
 from mlnb.metrics import DEFAULT_ESTIMATOR, DEFAULT_METRIC, higher_is_better, metrics_for
 
-CONFIG_FILE = "mlnb.yaml"
-MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+from mlnb.config import CONFIG_FILE, MODEL_NAME
 
 
 class _Section(BaseModel):
@@ -288,34 +286,3 @@ def parse_config(data: Any, where: str = CONFIG_FILE, root: Path | None = None) 
         raise ConfigError(f"{where}: {_describe(first)}{more}") from None
     config.root = root or Path(".")
     return config
-
-
-def load_config(path: str | Path = CONFIG_FILE) -> Config:
-    """Read and check ``mlnb.yaml``.
-
-    Raises:
-        ConfigError: the file is missing, not YAML, or a key is missing, unknown or wrong.
-    """
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; create one with 'mlnb init'") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}: not YAML{f' (line {mark.line + 1})' if mark else ''}") from None
-    return parse_config(data, where=str(path), root=path.resolve().parent)
-
-
-def find_config(start: str | Path | None = None) -> Path | None:
-    """The ``mlnb.yaml`` of the project around ``start`` (default: the working directory):
-    the nearest one in ``start`` or a directory above it, or None."""
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / CONFIG_FILE).is_file():
-            return d / CONFIG_FILE
-    return None
