@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mlnb.cli_common import EXIT_CODES, kernel_option, store_option, timeout_option
-from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED
+from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED, SweepInterrupted
 
 SWEEP_EXIT_CODES = EXIT_CODES.replace(
     "a run or a check failed (its record exists)",
@@ -82,8 +82,8 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     try:
         with sigterm_as_interrupt(), progress:
             result = parallel.execute_sweep(plan, backend, progress)
-    except KeyboardInterrupt as exc:
-        recorded = len(getattr(exc, "sweep_recorded", None) or [])
+    except SweepInterrupted as exc:
+        recorded = len(exc.recorded)
         rest = ("the others cancelled; no partial run left" if backend.on_this_host else
                 "pending runs cancelled; runs already running on the cluster finish and are recorded")
         click.echo(f"mlnb: sweep {plan.sweep_id} interrupted: {recorded} of {len(plan.tasks)} runs recorded, {rest}",

@@ -145,3 +145,21 @@ class Interrupted(MlnbError, KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; nothing was written."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class SweepInterrupted(Interrupted):
+    """A sweep stopped by Ctrl-C or SIGTERM: pending runs cancelled, committed ones kept.
+
+    Attributes:
+        recorded: ids of the runs of the sweep that were committed.
+    """
+
+    def __init__(self, message: str, recorded: list[str]):
+        super().__init__(message)
+        self.recorded = recorded
+
+
+class PipelineStepFailed(MlnbError):
+    """A child run of the pipeline failed for a reason other than the data (a bug, a crash)."""
+
+    exit_code = EXIT_FAILED

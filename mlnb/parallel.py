@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from mlnb import records
-from mlnb.exceptions import BackendError, DataError, MlnbError, ParameterError
+from mlnb.exceptions import BackendError, DataError, MlnbError, ParameterError, SweepInterrupted
 from mlnb.store import Store, new_run_id
 
 if TYPE_CHECKING:
@@ -711,7 +711,7 @@ def execute_sweep(
         record: record the summary (a run of the ``sweep`` template).
 
     Raises:
-        KeyboardInterrupt: with ``sweep_recorded``, the ids of the runs that were committed.
+        SweepInterrupted: on Ctrl-C, with the ids of the runs that were committed.
     """
     observer = observer or SweepObserver()
     # A local cluster's workers sit idle while the summary is recorded, and stopping them
@@ -743,8 +743,9 @@ def execute_sweep(
         # gone now, so the store can tell their debris from live runs
         plan.store.clean_stale()
         # a run may have committed between Ctrl-C and its worker's end: ask the store
-        exc.sweep_recorded = [r["id"] for r in Store(plan.store.path).list_runs(parent=plan.sweep_id)]
-        raise
+        recorded = [r["id"] for r in Store(plan.store.path).list_runs(parent=plan.sweep_id)]
+        raise SweepInterrupted(f"sweep {plan.sweep_id} interrupted: {len(recorded)} of {len(plan.tasks)} runs "
+                               "recorded", recorded) from exc
     return result
 
 

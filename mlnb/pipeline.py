@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mlnb import records
 from mlnb.config import Config
-from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError
+from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError, PipelineStepFailed
 from mlnb.metrics import higher_is_better, improvement
 from mlnb.store import Run, Store, new_run_id
 
@@ -48,12 +48,6 @@ OUTCOME_EXIT = {
     "rejected": EXIT_REJECTED,
     "error": EXIT_ERROR,
 }
-
-
-class PipelineStepFailed(MlnbError):
-    """A child run failed for a reason other than the data (a bug, a crash)."""
-
-    exit_code = EXIT_ERROR
 
 
 @dataclass
