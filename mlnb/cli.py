@@ -18,7 +18,9 @@ from mlnb.cli_common import (
     MlnbGroup,
     json_option,
     kernel_option,
+    parameter_options,
     store_option,
+    store_option_with,
     timeout_option,
 )
 from mlnb.cli_common import console as _console
@@ -26,6 +28,7 @@ from mlnb.cli_common import echo_json as _echo_json
 from mlnb.cli_common import open_store as _store
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
+from mlnb.project import DEMO_BATCHES
 
 @click.group(cls=MlnbGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -43,10 +46,7 @@ def main(debug: bool) -> None:
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("template")
-@click.option("-p", "--parameter", "pairs", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="Set a parameter (VALUE is parsed as JSON or a YAML scalar; text for str parameters).")
-@click.option("-f", "--parameters-file", "params_file", type=click.Path(), default=None,
-              help="YAML file of parameters (-p wins over it).")
+@parameter_options()
 @store_option
 @timeout_option
 @kernel_option
@@ -59,9 +59,7 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, a
 
     store = _store(store_path)
     tpl = find_template(template)
-    values = params_mod.load_params_file(params_file) if params_file else {}
-    for name, text in pairs:
-        values[name] = params_mod.parse_cli_value(text, tpl.parameters.get(name))
+    values = params_mod.from_cli(tpl, pairs, params_file)
     config, note = _project_config(tpl, values)
     result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
                           progress=not quiet and sys.stderr.isatty(), config=config)
@@ -288,8 +286,7 @@ def pipeline():
               help="Project file (default: ./mlnb.yaml).")
 @click.option("--current", default=None, type=click.Path(dir_okay=False),
               help="Process this batch file (default: the newest unseen batch of data.current).")
-@click.option("--store", "store_path", envvar="MLNB_STORE", default=None, metavar="PATH",
-              help="Run store (default: $MLNB_STORE, else 'store:' of the config).")
+@store_option_with(help="Run store (default: $MLNB_STORE, else 'store:' of the config).")
 @click.option("--force", is_flag=True, help="Process the batch even if it was processed before.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def pipeline_run(config_path, current, store_path, force, quiet):
@@ -309,34 +306,33 @@ def _run_pipeline(config_path, current, store_path, force, quiet):
     store = Store(store_path) if store_path else None
     decision, record = run_pipeline(config, store, current=current, force=force,
                                     progress=not quiet and sys.stderr.isatty(), echo=click.echo)
+    _print_decision(decision, record)
+    return decision, record
+
+
+def _print_decision(decision, record) -> None:
     click.echo(f"decision: {decision.outcome}")
     for reason in decision.reasons:
         click.echo(f"  {reason}")
     click.echo(f"pipeline record: {record.path / 'record.json'}")
     click.echo(f"read it:         {record.html_path}")
-    return decision, record
 
 
 @main.command()
 @click.option("--config", "config_path", default="mlnb.yaml", type=click.Path(dir_okay=False))
-@click.option("--batches", default="2013-q1,2013-q2,2013-q3", show_default=True,
+@click.option("--batches", default=",".join(DEMO_BATCHES), show_default=True,
               help="Example batches to feed the pipeline, in order (names in data/batches/).")
 def demo(config_path, batches):
     """Run the retraining pipeline on the bundled weather data, batch after batch."""
-    from pathlib import Path
-
     from mlnb.config import load_config
+    from mlnb.project import run_demo
 
-    config = load_config(config_path)
-    folder = config.path(config.data.current).parent
-    html = []
-    for name in [b.strip() for b in batches.split(",") if b.strip()]:
-        click.echo(f"\n== batch {name} arrives")
-        decision, record = _run_pipeline(config_path, str(Path(folder) / f"{name}.csv"), None, False, True)
-        html.append((name, decision.outcome, record.html_path))
+    names = [b.strip() for b in batches.split(",") if b.strip()]
+    done = run_demo(load_config(config_path), names, echo=click.echo,
+                    each=lambda name, decision, record: _print_decision(decision, record))
     click.echo("\nRendered notebooks (open in a browser):")
-    for name, outcome, path in html:
-        click.echo(f"  {name}: {outcome:<14} {path}")
+    for name, decision, record in done:
+        click.echo(f"  {name}: {decision.outcome:<14} {record.html_path}")
     click.echo("Every step of each pipeline run links to its own notebook; list them with 'mlnb runs list'.")
 
 

@@ -21,18 +21,33 @@ Exit codes:
   {EXIT_INTERRUPTED}  interrupted by Ctrl-C or SIGTERM (nothing was written)
 """
 
-store_option = click.option(
-    "--store",
-    "store_path",
-    envvar="MLNB_STORE",
-    default=None,
-    metavar="PATH",
-    help="Run store (default: $MLNB_STORE, 'store:' in mlnb.yaml, else runs/).",
-)
+def store_option_with(help: str = "Run store (default: $MLNB_STORE, 'store:' in mlnb.yaml, else runs/)."):
+    """``--store PATH`` (also ``$MLNB_STORE``), passed as ``store_path``; ``help`` for a
+    command whose default store comes from elsewhere."""
+    return click.option("--store", "store_path", envvar="MLNB_STORE", default=None, metavar="PATH", help=help)
+
+
+store_option = store_option_with()
 timeout_option = click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
     help="Seconds a cell may run before its run fails.",
 )
+def parameter_options(common: bool = False):
+    """``-p NAME VALUE`` (repeatable) and ``-f FILE``, passed as ``pairs`` and ``params_file``
+    (read them with :func:`mlnb.params.from_cli`); ``common``: for every run of a sweep."""
+    p_help = ("A parameter common to every run (parsed like 'mlnb run -p')." if common else
+              "Set a parameter (VALUE is parsed as JSON or a YAML scalar; text for str parameters).")
+    f_help = f"YAML file of parameters{' common to every run' if common else ''} (-p wins over it)."
+
+    def decorate(command):
+        command = click.option("-f", "--parameters-file", "params_file", type=click.Path(), default=None,
+                               help=f_help)(command)
+        return click.option("-p", "--parameter", "pairs", nargs=2, multiple=True, metavar="NAME VALUE",
+                            help=p_help)(command)
+
+    return decorate
+
+
 kernel_option = click.option("--kernel", "kernel_name", default=None, help="Jupyter kernel (default: the template's).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable format).")
 

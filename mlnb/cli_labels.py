@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, store_option
+from mlnb.cli_common import EXIT_CODES, store_option, timeout_option
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
 
@@ -49,8 +49,7 @@ def labels():
 @click.option("--id-column", default="request_id", show_default=True, metavar="COLUMN",
               help="Column holding the request ids.")
 @store_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds a cell may run before the run fails.")
+@timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def add(file, model, label_column, id_column, store_path, timeout, quiet):
     """Store the labels of FILE as a recorded run and join them to the prediction log."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, kernel_option, store_option, timeout_option
+from mlnb.cli_common import EXIT_CODES, kernel_option, open_store, parameter_options, store_option, timeout_option
 from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED, SweepInterrupted
 
 SWEEP_EXIT_CODES = EXIT_CODES.replace(
@@ -42,10 +42,7 @@ the template and the store at the same paths (docs/scale-out.md).
 @click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2,...",
               help="Values of one parameter; the sweep runs the cross product of every --grid. "
                    "Brackets and quotes protect commas: --grid 'items=[1,2],[3]'.")
-@click.option("-p", "--parameter", "pairs", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="A parameter common to every run (parsed like 'mlnb run -p').")
-@click.option("-f", "--parameters-file", "params_file", type=click.Path(), default=None,
-              help="YAML file of parameters common to every run (-p wins over it).")
+@parameter_options(common=True)
 @click.option("--over", "over", default=None, metavar="PATH_GLOB",
               help="Backfill: one run per matching file (crossed with --grid); quote the glob.")
 @click.option("--over-param", "over_param", default=None, metavar="NAME",
@@ -68,13 +65,10 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     from mlnb import parallel
     from mlnb import params as params_mod
     from mlnb.execute import find_template, sigterm_as_interrupt
-    from mlnb.store import Store
 
-    store = Store(store_path)
+    store = open_store(store_path)
     tpl = find_template(template)
-    fixed = params_mod.load_params_file(params_file) if params_file else {}
-    for name, text in pairs:
-        fixed[name] = params_mod.parse_cli_value(text, tpl.parameters.get(name))
+    fixed = params_mod.from_cli(tpl, pairs, params_file)
     plan = parallel.plan_sweep(tpl, store, grid=grid, fixed=fixed, over=over, over_param=over_param,
                                kernel_name=kernel_name, timeout=timeout, scraps=scraps or None)
     backend = parallel.make_backend(workers, scheduler, n_tasks=len(plan.tasks))

@@ -15,7 +15,7 @@ import json
 import keyword
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from mlnb.exceptions import ParameterError, TemplateError, TemplateNotFound
 from mlnb.scraps import to_jsonable
@@ -309,6 +309,17 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
             f"got {type(data).__name__}"
         )
     return data
+
+
+def from_cli(template: Template, pairs: Iterable[tuple[str, str]], params_file: str | Path | None = None) -> dict[str, Any]:
+    """The values of ``-f FILE`` and ``-p NAME VALUE`` for ``template``; ``-p`` wins.
+
+    Values are not checked against the template here (:func:`resolve` does that), only read.
+    """
+    values = load_params_file(params_file) if params_file else {}
+    for name, text in pairs:
+        values[name] = parse_cli_value(text, template.parameters.get(name))
+    return values
 
 
 def _safe_python_translator():

@@ -1,4 +1,5 @@
-"""``mlnb init``: a project — the example (config, real data, templates) or one for the user's table."""
+"""A project: ``mlnb init`` (the example — config, real data, templates — or one for the user's
+table) and ``mlnb demo`` (the example's batches fed to the pipeline, one after the other)."""
 
 from __future__ import annotations
 
@@ -213,3 +214,41 @@ def config_for(df, target: str, reference: str, name: str) -> str:
         "store: runs",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: The example's batches that ``mlnb demo`` feeds to the pipeline, in order.
+DEMO_BATCHES = ("2013-q1", "2013-q2", "2013-q3")
+
+
+def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None) -> list:
+    """Run the pipeline of ``config`` on each named batch of its ``data.current`` folder.
+
+    Args:
+        config: a loaded :class:`~mlnb.config.Config` (the example project's).
+        batches: batch names (files ``<name>.csv`` beside ``data.current``), in order.
+        echo: told a header line per batch and what the pipeline says while it runs.
+        each: called with ``(name, decision, record)`` after each batch.
+
+    Returns:
+        ``[(name, decision, record), ...]``.
+
+    Raises:
+        DataError: a named batch does not exist (before any batch runs).
+    """
+    from mlnb.pipeline import run_pipeline
+
+    folder = config.path(config.data.current).parent
+    paths = [(name, folder / f"{name}.csv") for name in batches]
+    missing = [name for name, path in paths if not path.is_file()]
+    if missing:
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.csv"))) or "none"
+        raise DataError(f"batches {', '.join(missing)}: no such batch in {folder}; batches: {known}")
+    done = []
+    for name, path in paths:
+        if echo:
+            echo(f"\n== batch {name} arrives")
+        decision, record = run_pipeline(config, store, current=str(path), echo=echo)
+        if each:
+            each(name, decision, record)
+        done.append((name, decision, record))
+    return done
