@@ -1,0 +1,203 @@
+"""The local store: layout, commit, staging, the index and reading runs (no kernels)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import stat
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mlnb import records
+from mlnb.exceptions import RunNotFound, StoreError
+from mlnb.store import STAGING, Store, as_store, new_run_id
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+
+
+def commit_run(store: Store, template: str = "echo", *, started: datetime = T0, status: str = "succeeded",
+               parent: str | None = None, parameters: dict | None = None, scraps: dict | None = None,
+               artifact: bytes | None = None):
+    """A run committed through the store's own staging and commit, as execute does."""
+    run_id = new_run_id(template, now=started)
+    notebook, html = b'{"cells": []}\n', b"<html></html>\n"
+    with store.staging(run_id) as staged:
+        (staged / records.NOTEBOOK_FILE).write_bytes(notebook)
+        (staged / records.HTML_FILE).write_bytes(html)
+        artifacts = []
+        if artifact is not None:
+            (staged / records.ARTIFACTS_DIR / "model.bin").write_bytes(artifact)
+            artifacts.append({"path": "model.bin", "sha256": records.sha256_bytes(artifact), "bytes": len(artifact)})
+        stamp = started.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = records.seal({
+            "schema": records.SCHEMA, "id": run_id,
+            "template": {"name": template, "path": f"templates/{template}.ipynb", "sha256": "0" * 64},
+            "parameters": parameters or {}, "inputs": [], "scraps": scraps or {},
+            "files": {records.NOTEBOOK_FILE: {"sha256": records.sha256_bytes(notebook), "bytes": len(notebook)},
+                      records.HTML_FILE: {"sha256": records.sha256_bytes(html), "bytes": len(html)}},
+            "artifacts": artifacts, "status": status,
+            "error": None if status == "succeeded" else {"kind": "exception", "cell_index": 1, "ename": "ValueError",
+                                                         "evalue": "bad"},
+            "started": stamp, "finished": stamp, "duration_s": 1.0,
+            "environment": {"python": "3.11", "platform": "Linux", "kernel": "python3", "packages": {}},
+            "git": None, "parent": parent, "tags": {}, "reproduces": None,
+        })
+        return store.commit(staged, record)
+
+
+def test_layout_is_named_by_the_store(tmp_path):
+    store = Store(tmp_path / "runs")
+    assert store.database == tmp_path / "runs" / "mlnb.sqlite"
+    assert store.data_dir == tmp_path / "runs" / "data"
+    assert store.shadow_dir == tmp_path / "runs" / "shadow"
+    assert store.predictions_dir == tmp_path / "runs" / "predictions"
+    assert as_store(store) is store
+    assert as_store(tmp_path / "runs").path == store.path
+    assert not store.has_database()
+
+
+def test_reading_an_empty_store_creates_nothing(tmp_path):
+    store = Store(tmp_path / "absent")
+    assert store.list_runs() == []
+    assert store.run_ids() == []
+    assert store.runs().empty
+    assert not (tmp_path / "absent").exists()
+
+
+@pytest.mark.parametrize("path, message", [
+    ("s3://bucket/runs", "is a URL"),
+    ("file", "is a file; give a directory"),
+])
+def test_a_store_that_is_not_a_directory_is_refused(tmp_path, path, message):
+    (tmp_path / "file").write_text("x")
+    target = path if "://" in path else tmp_path / path
+    with pytest.raises(StoreError, match=message):
+        Store(target)
+
+
+def test_a_committed_run_is_sealed_indexed_and_readable(tmp_path):
+    store = Store(tmp_path / "runs")
+    run = commit_run(store, scraps={"accuracy": 0.91}, parameters={"seed": 3}, artifact=b"weights")
+    assert run.path == store.run_path(run.id)
+    assert not os.access(run.path / records.RECORD_FILE, os.W_OK) or os.geteuid() == 0
+    assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o555
+    again = store.get(run.id[:-2])  # a unique prefix
+    assert again.id == run.id and again.scraps == {"accuracy": 0.91}
+    assert again.artifact("model.bin").read_bytes() == b"weights"
+    with pytest.raises(KeyError, match="has no artifact 'nope'; it has: model.bin"):
+        again.artifact("nope")
+    [row] = store.list_runs()
+    assert (row["id"], row["template"], row["status"], row["parameters"]) == (run.id, "echo", "succeeded", {"seed": 3})
+    assert store.verify() == []
+    assert os.listdir(store.path / STAGING) == []
+
+
+def test_a_block_that_raises_leaves_no_run_and_no_staging(tmp_path):
+    store = Store(tmp_path / "runs")
+    with pytest.raises(RuntimeError):
+        with store.staging(new_run_id("echo")) as staged:
+            (staged / records.NOTEBOOK_FILE).write_text("half")
+            raise RuntimeError("kernel died")
+    assert store.run_ids() == []
+    assert os.listdir(store.path / STAGING) == []
+
+
+def test_only_staging_of_dead_processes_on_this_host_is_cleaned(tmp_path):
+    store = Store(tmp_path / "runs")
+    store.ensure_writable()
+    host = socket.gethostname()
+    dead = store.path / STAGING / f"{host}-999999999-20260101T000000Z-echo-abcdef"
+    alive = store.path / STAGING / f"{host}-{os.getpid()}-20260101T000000Z-echo-abcdef"
+    other = store.path / STAGING / "another-host-1-20260101T000000Z-echo-abcdef"
+    for d in (dead, alive, other):
+        d.mkdir()
+    assert store.clean_stale() == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_runs_are_listed_newest_first_and_filtered(tmp_path):
+    store = Store(tmp_path / "runs")
+    parent = commit_run(store, "pipeline", started=T0)
+    child = commit_run(store, "drift", started=T0 + timedelta(minutes=1), parent=parent.id)
+    failed = commit_run(store, "train", started=T0 + timedelta(minutes=2), status="failed",
+                        scraps={"f1": 0.5})
+    assert [r["id"] for r in store.list_runs()] == [failed.id, child.id, parent.id]
+    assert [r["id"] for r in store.list_runs(template="drift")] == [child.id]
+    assert [r["id"] for r in store.list_runs(status="failed")] == [failed.id]
+    assert [r["id"] for r in store.list_runs(parent=parent.id)] == [child.id]
+    assert [r["id"] for r in store.list_runs(limit=1)] == [failed.id]
+    assert [r["id"] for r in store.list_runs(filter="scraps.f1 < 0.6")] == [failed.id]
+    frame = store.runs(template="train")
+    assert list(frame["scrap.f1"]) == [0.5]
+
+
+def test_the_index_follows_the_run_directories(tmp_path):
+    store = Store(tmp_path / "runs")
+    kept = commit_run(store, started=T0)
+    gone = commit_run(store, started=T0 + timedelta(minutes=1))
+    store.database.unlink()  # derived data: rebuilt from the records
+    fresh = Store(store.path)
+    assert {r["id"] for r in fresh.list_runs()} == {kept.id, gone.id}
+    os.chmod(gone.path, 0o755)
+    for p in gone.path.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    import shutil
+
+    shutil.rmtree(gone.path)
+    assert Store(store.path).sync_index() == 1
+    assert [r["id"] for r in Store(store.path).list_runs()] == [kept.id]
+
+
+def test_a_changed_file_is_found_by_verify(tmp_path):
+    store = Store(tmp_path / "runs")
+    run = commit_run(store, artifact=b"weights")
+    target = run.path / records.ARTIFACTS_DIR / "model.bin"
+    os.chmod(target.parent, 0o755)
+    os.chmod(target, 0o644)
+    target.write_bytes(b"swapped")
+    [problem] = store.verify(run.id)
+    assert str(problem) == f"{run.id}: artifacts/model.bin: content changed (sha256 differs from the record)"
+
+
+def test_unknown_and_ambiguous_ids_say_so(tmp_path):
+    store = Store(tmp_path / "runs")
+    a = commit_run(store, started=T0)
+    commit_run(store, started=T0)
+    with pytest.raises(RunNotFound, match="prefix matches 2 runs; give more"):
+        store.resolve_id(a.id[:16])
+    with pytest.raises(RunNotFound):
+        store.get("20990101T000000Z-nothing-000000")
+
+
+def test_connect_gives_the_index_in_wal_mode(tmp_path):
+    store = Store(tmp_path / "runs")
+    commit_run(store)
+    db = store.connect()
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    finally:
+        db.close()
+    assert isinstance(db, sqlite3.Connection)
+
+
+def test_default_store_comes_from_environment_then_project_file(tmp_path, monkeypatch):
+    from mlnb.config import default_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLNB_STORE", raising=False)
+    assert default_store() == "runs"
+    (tmp_path / "mlnb.yaml").write_text("store: team-runs\n")
+    assert default_store() == "team-runs"
+    assert Store().path == tmp_path / "team-runs"
+    monkeypatch.setenv("MLNB_STORE", str(tmp_path / "from-env"))
+    assert default_store() == str(tmp_path / "from-env")
+
+
+def test_record_of_a_commit_is_the_json_read_back(tmp_path):
+    store = Store(tmp_path / "runs")
+    run = commit_run(store, scraps={"note": "ünïcode"})
+    assert json.loads((run.path / records.RECORD_FILE).read_text())["scraps"] == {"note": "ünïcode"}
