@@ -45,7 +45,7 @@ HTML_FILE = "notebook.html"
 ARTIFACTS_DIR = "artifacts"
 SCRAP_TABLES_DIR = "scraps"  # under artifacts/: DataFrame scraps as Parquet
 
-_validator = None
+_validators: dict[str, Any] = {}
 
 
 def canonical(value: Any) -> bytes:
@@ -114,16 +114,28 @@ def seal(record: dict) -> dict:
     return sealed
 
 
-def _schema_validator():
-    global _validator
-    if _validator is None:
+def _schema_validator(tag: str = RUN):
+    """The JSON Schema validator of format ``tag`` (one of :data:`FORMATS`), made once."""
+    if tag not in _validators:
         from mlnb import _compat  # noqa: F401  (fast jsonschema import)
 
         import jsonschema
 
-        schema = json.loads((Path(__file__).parent / "schemas" / FORMATS[RUN]).read_text())
-        _validator = jsonschema.Draft202012Validator(schema)
-    return _validator
+        schema = json.loads((Path(__file__).parent / "schemas" / FORMATS[tag]).read_text())
+        _validators[tag] = jsonschema.Draft202012Validator(schema)
+    return _validators[tag]
+
+
+def format_errors(value: Any, tag: str) -> list[str]:
+    """What makes ``value`` not a document of format ``tag`` (empty: it is one), one line
+    each naming the field."""
+    if tag not in FORMATS:
+        raise ValueError(f"unknown format {tag!r}; formats: {', '.join(FORMATS)}")
+    out = []
+    for error in sorted(_schema_validator(tag).iter_errors(value), key=str):
+        field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        out.append(f"field {field}: {error.message}")
+    return out
 
 
 def check_schema(record: Any, where: str = "record") -> None:
