@@ -200,6 +200,20 @@ def test_verdict_boundaries_follow_evidently(method, score, threshold, drifted):
     assert drift.METHODS[method].drifted(score, threshold) is drifted
 
 
+def test_a_new_method_is_one_entry_in_methods(monkeypatch):
+    # A Method carries its own test: compare, thresholds and the report need nothing else.
+    def mean_shift(ref, cur, kind):
+        means = [np.repeat(s.values, s.counts).mean() for s in (ref, cur)]
+        return drift.Outcome(float(abs(means[1] - means[0])))
+
+    method = drift.Method("mean_shift", "mean shift", False, 0.5, True, mean_shift, numeric_only=True)
+    monkeypatch.setitem(drift.METHODS, "mean_shift", method)
+    ref, cur = pd.DataFrame({"x": np.arange(100.0)}), pd.DataFrame({"x": np.arange(100.0) + 1})
+    row = _row(drift.compare(ref, cur, method="mean_shift"), "x")
+    assert row.statistic == 1.0 and row.drifted and row.detail == "mean shift 1 >= 0.5"
+    assert not _row(drift.compare(ref, cur, method="mean_shift", threshold={"mean_shift": 2}), "x").drifted
+
+
 def test_dataset_drift_when_share_reaches_threshold():
     rng = np.random.default_rng(3)
     ref = pd.DataFrame({c: rng.normal(size=2000) for c in "abcd"})
