@@ -52,8 +52,36 @@ kernel_option = click.option("--kernel", "kernel_name", default=None, help="Jupy
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (stable format).")
 
 
+class MlnbCommand(click.Command):
+    """Says the library parameters an error names (``target``) as this command's options
+    (``--target``), so a message reads in the words the user typed."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlnbError as exc:
+            if exc.parameters and exc.args and isinstance(exc.args[0], str):
+                exc.args = (_as_options(exc.args[0], exc.parameters, self.params), *exc.args[1:])
+            raise
+
+
+def _as_options(message: str, parameters: tuple[str, ...], params: list[click.Parameter]) -> str:
+    import re
+
+    for name in parameters:
+        option = next((p for p in params if isinstance(p, click.Option) and
+                       (p.name == name or any(o.lstrip("-").replace("-", "_") == name for o in p.opts))), None)
+        if option is not None:
+            flag = max(option.opts, key=len)
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, message, count=1)
+    return message
+
+
 class MlnbGroup(click.Group):
     """Turns mlnb errors into one line on stderr and a documented exit code."""
+
+    command_class = MlnbCommand
+    group_class = type  # subgroups are MlnbGroups too
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -16,9 +16,18 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; nothing was written
 
 
 class MlnbError(Exception):
-    """Root of every mlnb error."""
+    """Root of every mlnb error.
+
+    Attributes:
+        parameters: the names of the function parameters the message is about, as the
+            message words them (``target``); the CLI says them as its options (``--target``).
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, *args, parameters: tuple[str, ...] = ()):
+        super().__init__(*args)
+        self.parameters = tuple(parameters)
 
 
 # -- input and usage -------------------------------------------------------------------------
@@ -37,7 +46,7 @@ class ParameterError(MlnbError, ValueError):
 
     def __init__(self, message: str, name: str | None = None):
         super().__init__(message)
-        self.name = name
+        self.name = name  # a template's parameter: the CLI does not reword it
 
 
 class StoreError(MlnbError, OSError):

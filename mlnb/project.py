@@ -78,9 +78,10 @@ def init_project(
     root = Path(directory)
     config = root / CONFIG_FILE
     if (data is None) != (target is None):
-        raise ConfigError("--data and --target go together: the table and the column to predict")
+        raise ConfigError("data and target go together: the table and the column to predict",
+                          parameters=("data", "target"))
     if config.exists() and not force:
-        raise ConfigError(f"{config} exists; use --force to overwrite the example files")
+        raise ConfigError(f"{config} exists; use force to overwrite the example files", parameters=("force",))
     if data is None:
         root.mkdir(parents=True, exist_ok=True)
         config.write_text(EXAMPLE_CONFIG)
@@ -152,7 +153,8 @@ def config_for(df, target: str, reference: str, name: str) -> str:
 
         close = difflib.get_close_matches(target, columns, n=1) or [c for c in columns if c.lower() == target.lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"--target {target!r} is not a column of the data; columns: {', '.join(columns)}{hint}")
+        raise DataError(f"target {target!r} is not a column of the data; columns: {', '.join(columns)}{hint}",
+                        parameters=("target",))
     task, why = infer_task(df[target])
     features = select_features(df, target)
     left_out = [c for c in columns if c != target and c not in features]
