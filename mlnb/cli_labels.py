@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, store_option, timeout_option
+from mlnb.cli_common import EXIT_CODES, MlnbGroup, store_option, timeout_option
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
 
@@ -35,7 +35,7 @@ prediction log.
 {EXIT_CODES}"""
 
 
-@click.group(epilog=EXIT_CODES)
+@click.group(cls=MlnbGroup, epilog=EXIT_CODES)
 def labels():
     """Store labels that arrive after the predictions, joined by request id."""
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, kernel_option, open_store, parameter_options, store_option, timeout_option
+from mlnb.cli_common import (
+    EXIT_CODES,
+    MlnbCommand,
+    kernel_option,
+    open_store,
+    parameter_options,
+    store_option,
+    timeout_option,
+)
 from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED, SweepInterrupted
 
 SWEEP_EXIT_CODES = EXIT_CODES.replace(
@@ -37,7 +45,7 @@ the template and the store at the same paths (docs/scale-out.md).
 {SWEEP_EXIT_CODES}"""
 
 
-@click.command(epilog=EPILOG)
+@click.command(cls=MlnbCommand, epilog=EPILOG)
 @click.argument("template")
 @click.option("--grid", "grid", multiple=True, metavar="NAME=V1,V2,...",
               help="Values of one parameter; the sweep runs the cross product of every --grid. "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mlnb.cli_common import store_option
+from mlnb.cli_common import MlnbCommand, store_option
 from mlnb.exceptions import MlnbError
 
 UI_EPILOG = """\b
@@ -49,7 +49,7 @@ def read_token(path: str | None, option: str) -> str | None:
     return token
 
 
-@click.command(epilog=UI_EPILOG)
+@click.command(cls=MlnbCommand, epilog=UI_EPILOG)
 @store_option
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
