@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ NOTEBOOK_FILE = "notebook.ipynb"
 HTML_FILE = "notebook.html"
 ARTIFACTS_DIR = "artifacts"
 SCRAP_TABLES_DIR = "scraps"  # under artifacts/: DataFrame scraps as Parquet
+#: What a scrap may be called, where it is glued and where it is read: a table scrap's name
+#: becomes a file name, so no separators, no leading dot, no ``..``.
+SCRAP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 _validators: dict[str, Any] = {}
 
@@ -186,6 +190,14 @@ def write_record(run_dir: str | os.PathLike, record: dict) -> Path:
 # -- table references: how a record holds a DataFrame scrap ---------------------------------
 
 
+def check_scrap_name(name: Any) -> str:
+    """``name`` if it is a valid scrap name (:data:`SCRAP_NAME`), else ValueError saying why."""
+    if not isinstance(name, str) or not SCRAP_NAME.match(name) or ".." in name:
+        raise ValueError(f"scrap name {name!r} is not allowed: use letters, digits, '_', '.' and '-' "
+                         "(at most 128, not starting with '.' or '-', no '..')")
+    return name
+
+
 def table_ref(name: str, df: Any) -> dict:
     """The record's value for DataFrame scrap ``name``, stored at :func:`table_path`."""
     return {
@@ -198,7 +210,7 @@ def table_ref(name: str, df: Any) -> dict:
 
 def table_path(name: str) -> str:
     """Where DataFrame scrap ``name`` lives, relative to the run's ``artifacts/``."""
-    return f"{SCRAP_TABLES_DIR}/{name}.parquet"
+    return f"{SCRAP_TABLES_DIR}/{check_scrap_name(name)}.parquet"
 
 
 def is_table(value: Any) -> bool:
@@ -271,9 +283,18 @@ def verify(run_dir: str | os.PathLike) -> list[Problem]:
     listed: dict[str, dict] = dict(record.get("files") or {})
     for art in record.get("artifacts") or []:
         listed[f"{ARTIFACTS_DIR}/{art.get('path')}"] = art
+    for name, value in sorted((record.get("scraps") or {}).items()):
+        if is_table(value) and f"{ARTIFACTS_DIR}/{value['$artifact']}" not in listed:
+            problems.append(Problem(run_id, f"{RECORD_FILE}:scraps.{name}", "refers to a table that is not an "
+                                                                           "artifact of the run"))
+    root = run_dir.resolve()
     for rel, expected in sorted(listed.items()):
         path = run_dir / rel
-        if not path.is_file():
+        if not _inside(path, root):
+            problems.append(Problem(run_id, rel, "path is outside the run"))
+        elif path.is_symlink():
+            problems.append(Problem(run_id, rel, "is a symbolic link, not a file of the run"))
+        elif not path.is_file():
             problems.append(Problem(run_id, rel, "file is missing"))
         elif sha256_file(path) != expected.get("sha256"):
             problems.append(Problem(run_id, rel, "content changed (sha256 differs from the record)"))
@@ -297,3 +318,12 @@ def verify(run_dir: str | os.PathLike) -> list[Problem]:
     if record.get("id") not in (None, run_id):
         problems.append(Problem(run_id, f"{RECORD_FILE}:id", f"says {record.get('id')!r}"))
     return problems
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (``..`` and symbolic links of its folders resolved) lies under ``root``."""
+    try:
+        Path(os.path.normpath(path.parent.resolve() / path.name)).relative_to(root)
+    except ValueError:
+        return False
+    return True

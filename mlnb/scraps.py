@@ -16,6 +16,8 @@ import io
 import math
 from typing import Any
 
+from mlnb.records import check_scrap_name
+
 GLUE_PAYLOAD_FMT = "application/scrapbook.scrap.{encoder}+json"
 
 
@@ -65,6 +67,7 @@ def encode(name: str, value: Any) -> tuple[dict, dict]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"scrap name {name!r} must be a non-empty string")
+    check_scrap_name(name)
     if value is None:
         # scrapbook's payload schema has no null: a bare None would make the notebook
         # unreadable to scrapbook (and so to mlnb), so refuse it where it is glued
@@ -115,4 +118,7 @@ def read_scraps(notebook_path: str) -> dict[str, Any]:
     import scrapbook
 
     nb = scrapbook.read_notebook(notebook_path)
-    return dict(nb.scraps.data_dict)
+    scraps = dict(nb.scraps.data_dict)
+    for name in scraps:
+        check_scrap_name(name)  # glued by other means than glue(): the same rule
+    return scraps
