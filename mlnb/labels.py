@@ -105,6 +105,7 @@ def read_labels(path: str | os.PathLike, *, label_column: str | None = None, id_
     import pandas as pd
 
     from mlnb.data import read_table
+    from mlnb.monitor.confusion import class_text
 
     df = read_table(path)
     columns = [str(c) for c in df.columns]
@@ -127,7 +128,7 @@ def read_labels(path: str | os.PathLike, *, label_column: str | None = None, id_
             raise DataError(f"label {bad!r} in column {column!r} is not a number; the model is a regressor")
         labels = numbers.astype(float)
     elif task == "classification":
-        labels = labels.map(_class_text)
+        labels = labels.map(class_text)
         if classes:
             unknown = sorted(set(labels) - set(map(str, classes)))
             if unknown:
@@ -144,14 +145,6 @@ def read_labels(path: str | os.PathLike, *, label_column: str | None = None, id_
     if "time" in columns:
         table["time"] = pd.to_datetime(df["time"], utc=True, errors="coerce").to_numpy()
     return LabelsFile(table, column, id_column)
-
-
-def _class_text(value: Any) -> str:
-    """A label as the text of a class: 1.0 read from a CSV is class "1", as the model logs it."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    item = getattr(value, "item", None)
-    return _class_text(item()) if item is not None and not isinstance(value, str) else str(value)
 
 
 @dataclass
