@@ -203,15 +203,22 @@ def write_example_data(directory: str | os.PathLike) -> list[Path]:
     Returns:
         The paths written, reference first.
     """
-    df = seattle_weather()
-    df["date"] = df["date"].dt.strftime("%Y-%m-%d")
     out = Path(directory)
     (out / "batches").mkdir(parents=True, exist_ok=True)
-    written = [out / "reference.csv"]
-    df[df["date"] < "2013"].to_csv(written[0], index=False)
+    written = []
+    for rel, content in example_files().items():
+        (out / rel).write_bytes(content)
+        written.append(out / rel)
+    return written
+
+
+def example_files() -> dict[str, bytes]:
+    """The example's data files by path relative to ``data/``, reference first (see
+    :func:`write_example_data`)."""
+    df = seattle_weather()
+    df["date"] = df["date"].dt.strftime("%Y-%m-%d")
+    files = {"reference.csv": df[df["date"] < "2013"].to_csv(index=False).encode()}
     year_quarter = df["date"].str[:4] + "-q" + ((df["date"].str[5:7].astype(int) + 2) // 3).astype(str)
     for key, part in df[df["date"] >= "2013"].groupby(year_quarter):
-        path = out / "batches" / f"{key}.csv"
-        part.to_csv(path, index=False)
-        written.append(path)
-    return written
+        files[f"batches/{key}.csv"] = part.to_csv(index=False).encode()
+    return files

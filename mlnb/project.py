@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 from mlnb.config import CONFIG_FILE, MODEL_NAME
@@ -73,58 +72,82 @@ def init_project(
             ``data`` is given without ``target`` (or the reverse).
         DataError: ``data`` cannot be read, or ``target`` is not one of its columns.
     """
-    from mlnb.data import write_example_data
-
     root = Path(directory)
     config = root / CONFIG_FILE
     if (data is None) != (target is None):
         raise ConfigError("data and target go together: the table and the column to predict",
                           parameters=("data", "target"))
-    if config.exists() and not force:
+    if os.path.lexists(config) and not force:
         raise ConfigError(f"{config} exists; use force to overwrite the example files", parameters=("force",))
     if data is None:
-        root.mkdir(parents=True, exist_ok=True)
-        config.write_text(EXAMPLE_CONFIG)
-        written = [config, *write_example_data(root / "data")]
-        return written + _common_files(root, schemas=True)
+        from mlnb.data import example_files
+
+        files = {CONFIG_FILE: EXAMPLE_CONFIG.encode()}
+        files.update({f"data/{rel}": content for rel, content in example_files().items()})
+        return _write_project(root, files, force, schemas=True)
     from mlnb.data import read_table
 
     source = Path(data).expanduser().resolve()
     df = read_table(source)  # before anything is written: an unreadable table writes nothing
     text = config_for(df, target, reference=str(source), name=_model_name(root, source))
-    root.mkdir(parents=True, exist_ok=True)
-    resolved = root.resolve()
-    if resolved in source.parents:
-        reference = source.relative_to(resolved).as_posix()
-        written = []
+    files = {}
+    if root.resolve() in source.parents:
+        reference = source.relative_to(root.resolve()).as_posix()
     else:
-        (root / "data").mkdir(exist_ok=True)
-        copy = root / "data" / f"reference{source.suffix.lower()}"
-        shutil.copyfile(source, copy)
-        reference, written = f"data/reference{source.suffix.lower()}", [copy]
-    (root / "data" / "batches").mkdir(parents=True, exist_ok=True)
-    config.write_text(text.replace("reference: ''", f"reference: {json.dumps(reference)}"))
-    return [config, *written, *_common_files(root, schemas=False)]
+        reference = f"data/reference{source.suffix.lower()}"
+        files[reference] = source.read_bytes()
+    files[CONFIG_FILE] = text.replace("reference: ''", f"reference: {json.dumps(reference)}").encode()
+    return _write_project(root, files, force, schemas=False, folders=("data/batches",))
 
 
-def _common_files(root: Path, schemas: bool) -> list[Path]:
+def _write_project(root: Path, files: dict[str, bytes], force: bool, schemas: bool,
+                   folders: tuple[str, ...] = ()) -> list[Path]:
+    """Write ``files`` (path relative to ``root`` → bytes) and the templates, after checking
+    every one: nothing is written through a symbolic link, a data file that differs is
+    never replaced, and another file that differs only with ``force``.
+
+    Raises:
+        ConfigError: naming the first file that stands in the way; nothing was written.
+    """
     from mlnb.execute import shipped_templates
 
-    written = []
-    templates = root / "templates"
-    templates.mkdir(exist_ok=True)
     source = shipped_templates()
+    files = dict(files)
     for nb in sorted(source.glob("*.ipynb")):
-        shutil.copyfile(nb, templates / nb.name)
-        written.append(templates / nb.name)
+        files[f"templates/{nb.name}"] = nb.read_bytes()
     if schemas and (source / "schemas").is_dir():
-        shutil.copytree(source / "schemas", templates / "schemas", dirs_exist_ok=True)
-    (root / "runs").mkdir(exist_ok=True)
-    ignore = root / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("runs/\nartifacts/\n.ipynb_checkpoints/\n")
-        written.append(ignore)
-    return written
+        for schema in sorted((source / "schemas").iterdir()):
+            if schema.is_file():
+                files[f"templates/schemas/{schema.name}"] = schema.read_bytes()
+    ignore = ".gitignore"
+    if not os.path.lexists(root / ignore):
+        files[ignore] = b"runs/\nartifacts/\n.ipynb_checkpoints/\n"
+    for rel, content in files.items():
+        path = root / rel
+        parts = Path(rel).parts
+        for part in (root.joinpath(*parts[: i + 1]) for i in range(len(parts))):
+            if part.is_symlink():
+                raise ConfigError(f"{part} is a symbolic link; mlnb init writes only into plain files and folders")
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; mlnb init would write a file there")
+        if not path.exists() or path.read_bytes() == content:
+            continue
+        if rel.startswith("data/"):
+            raise ConfigError(f"{path} exists and is not the file mlnb init writes; mlnb init never replaces data: "
+                              "move it, or init another directory")
+        if not force and rel != CONFIG_FILE:
+            raise ConfigError(f"{path} exists and differs from what mlnb init writes; use force to replace it",
+                              parameters=("force",))
+    written = []
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        written.append(path)
+    for folder in ("runs", *folders):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    # mlnb.yaml first, then the data (reference first), then the rest
+    return sorted(written, key=lambda p: (p.name != CONFIG_FILE, not str(p.relative_to(root)).startswith("data/")))
 
 
 def _model_name(root: Path, source: Path) -> str:
