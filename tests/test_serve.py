@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -31,7 +30,6 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlnb import serve
-from mlnb.exceptions import DataError
 from mlnb.registry import Registry
 
 from .conftest import ROOT
@@ -446,58 +444,3 @@ def test_serve_refuses_an_unknown_model_with_exit_2(trained_store, cli):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[0]] and "has no alias 'staging'" in lines[0] and "production -> 2" in lines[0]
-
-
-# -- the shadow log ---------------------------------------------------------------------------------
-
-
-def _append_many(path: str, worker: int, n: int) -> None:
-    log = serve.ShadowLog(path)
-    for i in range(n):
-        log.append([{"worker": worker, "i": i, "j": k, "pad": "x" * 3000} for k in range(3)])
-
-
-def test_shadow_log_appends_from_several_processes_never_interleave(tmp_path):
-    path = tmp_path / "shadow.jsonl"
-    ctx = multiprocessing.get_context("fork")  # cheap: only mlnb.serve's ShadowLog runs in the children
-    procs = [ctx.Process(target=_append_many, args=(str(path), w, 100)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    lines = path.read_text().splitlines()
-    assert len(lines) == 4 * 100 * 3
-    entries = [json.loads(line) for line in lines]  # every line is whole
-    for w in range(4):
-        mine = [(e["i"], e["j"]) for e in entries if e["worker"] == w]
-        assert mine == [(i, j) for i in range(100) for j in range(3)]  # each append stays together, in order
-
-
-def test_shadow_template_functions_on_a_replayed_log(models, rows, tmp_path):
-    path = serve.replay_shadow(models[2], models[1], rows.head(40), FEATURES, tmp_path / "log.jsonl",
-                               primary_name="weather", shadow_name="challenger", target="weather")
-    with open(path, "a") as f:
-        f.write('{"schema": "mlnb.shadow/1", "request_id": "cut')  # a line cut by a crash
-    parsed = serve.read_shadow_log(path)
-    assert parsed.skipped == 1 and len(parsed.table) == 40 and parsed.features == FEATURES
-    table = parsed.table
-    agreed = serve.agreement(table)
-    expected = float(np.mean(models[2].predict(rows.head(40)) == models[1].predict(rows.head(40))))
-    assert agreed == {"rows": 40, "compared": 40, "shadow_errors": 0, "agreement": pytest.approx(expected)}
-    examples = serve.disagreements(table, FEATURES, n=100)
-    assert len(examples) == round((1 - expected) * 40)
-    assert (examples["primary_prediction"] != examples["shadow_prediction"]).all()
-    latency = serve.latency_summary(table).set_index("model")
-    assert latency.loc["primary", "calls"] == 40 and latency.loc["shadow", "calls"] == 40
-    assert (latency["p50_ms"] > 0).all()
-    labels = pd.DataFrame({"request_id": [f"replay-{i}" for i in range(0, 40, 2)],
-                           "weather": pd.read_csv(BATCH)["weather"].head(40)[::2].to_numpy()})
-    labelled = serve.join_labels(table, labels, "weather")
-    assert len(labelled) == 20
-    scores = serve.shadow_metrics(labelled)
-    y = labels["weather"].to_numpy()
-    assert scores["primary"]["accuracy"] == pytest.approx(np.mean(models[2].predict(rows.head(40))[::2] == y))
-    assert scores["shadow"]["accuracy"] == pytest.approx(np.mean(models[1].predict(rows.head(40))[::2] == y))
-    assert scores["primary"]["model"] == "weather/1" and scores["primary"]["rows"] == 20
-    with pytest.raises(DataError, match="labels lack column"):
-        serve.join_labels(table, labels.drop(columns="request_id"), "weather")
