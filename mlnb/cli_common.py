@@ -7,6 +7,7 @@ Kept apart from :mod:`mlnb.cli` so command modules (``cli_models``, ``cli_sweep`
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 import click
@@ -94,6 +95,16 @@ class MlnbGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("mlnb: interrupted; nothing was written", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except (OSError, sqlite3.Error) as exc:
+            # the machine, not the input: a full disk, a lost mount, a database that went away
+            if ctx.find_root().params.get("debug"):
+                raise
+            if isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+            else:
+                reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            click.echo(f"mlnb: error: {reason} (--debug shows where)", err=True)
+            ctx.exit(EXIT_FAILED)
 
 
 def open_store(path: str | None):

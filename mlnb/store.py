@@ -211,15 +211,34 @@ class Store:
     def connect(self) -> sqlite3.Connection:
         """A new connection to the store's database (WAL, busy timeout, index tables made).
 
-        The caller closes it. The registry keeps its own tables in the same database.
+        The caller closes it. The registry keeps its own tables in the same database. A
+        store on read-only media (a mounted archive, a CD of records) is opened read-only:
+        it can be listed and verified, not written.
+
+        Raises:
+            StoreError: the database cannot be opened, or a read-only store has no index.
         """
-        db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 30000")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            with contextlib.suppress(sqlite3.OperationalError):
-                db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(_INDEX_SCHEMA)
+        if self.read_only:
+            if not self.has_database():
+                raise StoreError(f"store {str(self.path)!r} is read-only and has no index ({DATABASE}); "
+                                 "run 'mlnb runs reindex' on a writable copy")
+            # WAL needs its -shm file written even to read: a read-only medium is immutable
+            return sqlite3.connect(f"{self.database.as_uri()}?immutable=1", uri=True, isolation_level=None)
+        try:
+            db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
+            db.execute("PRAGMA busy_timeout = 30000")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(_INDEX_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {str(self.path)!r}: cannot open its database {DATABASE}: {exc}") from exc
         return db
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store exists on a medium or with permissions that refuse writing."""
+        return self.path.is_dir() and not os.access(self.path, os.W_OK)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -304,6 +323,18 @@ class Store:
             return 0
         on_disk = set(self.run_ids())
         changed = 0
+        if self.read_only:
+            with contextlib.closing(self.connect()) as db:
+                try:
+                    indexed = {row[0] for row in db.execute("SELECT id FROM runs")}
+                except sqlite3.Error as exc:
+                    raise StoreError(f"store {str(self.path)!r} is read-only and its index cannot be read: {exc}") from exc
+            if force or indexed != on_disk:
+                raise StoreError(f"store {str(self.path)!r} is read-only and its index does not match its runs "
+                                 f"({len(on_disk)} runs, {len(indexed)} indexed); run 'mlnb runs reindex' on a "
+                                 "writable copy")
+            self._synced = True
+            return 0
         with self.connect() as db:
             if force:
                 db.execute("DELETE FROM runs")
