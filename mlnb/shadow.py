@@ -11,10 +11,9 @@ Reading (the ``shadow`` template): :func:`resolve_log` finds a log, :func:`read_
 parses it, and :func:`agreement`, :func:`disagreements`, :func:`latency_summary`,
 :func:`join_labels` and :func:`shadow_metrics` summarise it.
 
-This module imports no web framework and not the server package (:mod:`mlnb.serve`), except
-that :func:`replay_shadow` builds its two models with :mod:`mlnb.serve.model`; the models it
-scores are duck-typed :class:`~mlnb.serve.model.ServedModel` objects. pandas, numpy and
-pydantic are imported inside the functions that use them.
+This module imports no web framework and not the server package (:mod:`mlnb.serve`); the
+models it scores are :class:`~mlnb.served.ServedModel` objects, which :func:`replay_shadow`
+loads itself. pandas, numpy and pydantic are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlnb.serve.metrics import ServeMetrics
-    from mlnb.serve.model import ModelSlot, ServedModel
+    from mlnb.served import ModelSlot, ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,7 @@ class ShadowScorer(threading.Thread):
         self.join(timeout)
 
     def run(self) -> None:
-        from mlnb.serve.model import _limit_threads
+        from mlnb.served import _limit_threads
 
         limiter = _limit_threads()  # OpenMP settings are per thread: this one needs its own
         try:
@@ -518,7 +517,7 @@ def replay_shadow(primary_model, shadow_model, df: pd.DataFrame, features: list[
     """
     from mlnb.metrics import task_of
     from mlnb.predict import Scorer, feature_kinds
-    from mlnb.serve.model import ModelSlot, ServedModel, _limit_threads, request_model
+    from mlnb.served import ModelSlot, ServedModel, _limit_threads, request_model
 
     def served(model, name):
         kinds = feature_kinds(model, features)

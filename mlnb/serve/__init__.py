@@ -18,7 +18,7 @@
 - **Shadow**: with a shadow URI, each request's rows are scored by the shadow model off the
   response path and logged (:mod:`mlnb.shadow`, which the ``shadow`` template reads).
 
-Modules: :mod:`~mlnb.serve.model` (the served model, request schema),
+Modules: :mod:`~mlnb.served` (the served model, request schema),
 :mod:`~mlnb.serve.follow` (following the registry), :mod:`~mlnb.serve.metrics`
 (Prometheus), :mod:`~mlnb.serve.app` (the FastAPI app), :mod:`~mlnb.serve.process`
 (settings, uvicorn workers). Importing this package imports neither fastapi nor pydantic:
@@ -28,7 +28,7 @@ re-exported here for older imports; new code imports them from :mod:`mlnb.shadow
 
 from mlnb.serve.follow import DEFAULT_POLL_INTERVAL, RETRY_FAILED_LOAD, RegistryFollower
 from mlnb.serve.metrics import ClassShares, ServeMetrics
-from mlnb.serve.model import DEFAULT_MAX_ROWS, ModelSlot, ServedModel, load_served, registry_name, request_model, warm_up
+from mlnb.served import DEFAULT_MAX_ROWS, ModelSlot, ServedModel, load_served, registry_name, request_model, warm_up
 from mlnb.serve.process import (
     DEFAULT_HOST,
     DEFAULT_PORT,

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mlnb.serve.follow import RegistryFollower
 from mlnb.serve.metrics import ServeMetrics
-from mlnb.serve.model import ModelSlot, ServedModel, _limit_threads, load_served
+from mlnb.served import ModelSlot, ServedModel, _limit_threads, load_served
 from mlnb.serve.process import NO_PREDICTION_LOG, ServeSettings
 from mlnb.shadow import ShadowJob, ShadowLog, ShadowScorer, shadow_log_path
 

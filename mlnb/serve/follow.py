@@ -3,7 +3,7 @@
 A :class:`RegistryFollower` reads the registry every ``poll_interval`` seconds (two indexed
 SQLite reads). When a served URI points at another version it loads that version (sha256
 checked, skops with trusted types only) off the request path and replaces the slot's
-:class:`~mlnb.serve.model.ServedModel` in one assignment. A version that fails to load is
+:class:`~mlnb.served.ServedModel` in one assignment. A version that fails to load is
 logged and counted, and the previous one keeps serving.
 """
 
@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from mlnb.exceptions import MlnbError
-from mlnb.serve.model import DEFAULT_MAX_ROWS, ModelSlot, ServedModel, load_served
+from mlnb.served import DEFAULT_MAX_ROWS, ModelSlot, ServedModel, load_served
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import os
 import time
 from typing import Callable
 
-from mlnb.serve.model import ServedModel
+from mlnb.served import ServedModel
 
 #: The ``kind`` label of ``mlnb_predict_errors`` for each failing status.
 ERROR_KINDS = {422: "invalid_input", 500: "server_error"}

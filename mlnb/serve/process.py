@@ -11,7 +11,7 @@ from typing import Any
 
 from mlnb.exceptions import ParameterError
 from mlnb.serve.follow import DEFAULT_POLL_INTERVAL
-from mlnb.serve.model import DEFAULT_MAX_ROWS
+from mlnb.served import DEFAULT_MAX_ROWS
 from mlnb.shadow import DEFAULT_SHADOW_WAIT
 
 DEFAULT_HOST = "127.0.0.1"

@@ -1,4 +1,5 @@
-"""The served model: one registered version loaded with what serving it needs.
+"""A served model: one registered version loaded with what scoring it needs — by the HTTP
+server (:mod:`mlnb.serve`) and by the shadow replay (:mod:`mlnb.shadow`), neither importing the other.
 
 A :class:`ServedModel` is a verified, warmed-up version with its request schema
 (:func:`request_model`: every feature required and strictly typed, other fields ignored); a
