@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from mlnb.cli_common import EXIT_CODES, store_option
+from mlnb.cli_common import EXIT_CODES, MlnbCommand, store_option, timeout_option
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
 from mlnb.exceptions import EXIT_FAILED
 
@@ -49,7 +49,7 @@ Exit codes:
 """
 
 
-@click.command(epilog=PREDICT_EPILOG)
+@click.command(cls=MlnbCommand, epilog=PREDICT_EPILOG)
 @click.argument("uri")
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Table to score (CSV or Parquet).")
@@ -60,8 +60,7 @@ Exit codes:
 @click.option("--impute-missing", is_flag=True,
               help="Also score rows with missing feature values (the model imputes them); they stay reported.")
 @store_option
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds a cell may run before the run fails.")
+@timeout_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def predict(uri, input_path, output_path, keep, impute_missing, store_path, timeout, quiet):
     """Score FILE with model URI (NAME@ALIAS or NAME/VERSION) and record the run."""
@@ -82,7 +81,7 @@ def predict(uri, input_path, output_path, keep, impute_missing, store_path, time
                    "their 'missing' column names the features", err=True)
 
 
-@click.command(epilog=SERVE_EPILOG)
+@click.command(cls=MlnbCommand, epilog=SERVE_EPILOG)
 @click.argument("uri")
 @click.option("--shadow", default=None, metavar="URI",
               help="Also score every request with this model (e.g. NAME@challenger), off the response path.")
