@@ -208,13 +208,13 @@ def test_cli_exit_code_says_data_rejected(cli, project):
 
 
 def test_an_interrupted_pipeline_records_what_its_steps_did(project, monkeypatch):
-    import mlnb.pipeline
+    import mlnb.pipeline.run
     from mlnb.exceptions import Interrupted
 
     def interrupted(*args, **kwargs):
         raise Interrupted("run interrupted")  # as Ctrl-C after the drift and evaluate steps
 
-    monkeypatch.setattr(mlnb.pipeline, "evaluate_triggers", interrupted)
+    monkeypatch.setattr(mlnb.pipeline.run, "evaluate_triggers", interrupted)  # where the run looks it up
     config = load_config(project / "mlnb.yaml")
     with pytest.raises(Interrupted, match=r"interrupted after step\(s\) validate, drift, evaluate_production; "
                                           r"recorded as an error"):
@@ -229,14 +229,14 @@ def test_an_interrupted_pipeline_records_what_its_steps_did(project, monkeypatch
 
 
 def test_a_new_configuration_reprocesses_the_newest_batch_only(project, monkeypatch):
-    import mlnb.pipeline
+    import mlnb.pipeline.run
     from mlnb import records
     from mlnb.pipeline import _Pipeline, batches
 
     config = load_config(project / "mlnb.yaml")
     files = batches(config)
     old = {records.sha256_file(f): [{"run": "old", "config": "0" * 64, "outcome": "nothing_needed"}] for f in files}
-    monkeypatch.setattr(mlnb.pipeline, "processed_batches", lambda store: old)
+    monkeypatch.setattr(mlnb.pipeline.run, "processed_batches", lambda store: old)
     pipe = _Pipeline(config, Store(project / "runs"), datetime.now(timezone.utc), False, lambda *a, **k: None)
     assert pipe.choose_batch(None, False) == files[-1]  # not an older one, batch after batch
     assert "the configuration changed since" in pipe.decision.reasons[-1]

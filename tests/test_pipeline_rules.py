@@ -198,6 +198,14 @@ def test_ci_workflow_example_runs_the_pipeline_on_a_schedule():
     assert {0, 3, 4, 5} == {code for outcome, code in OUTCOME_EXIT.items() if outcome != "error"}
 
 
+def test_every_outcome_has_one_exit_code_and_a_description_the_cli_can_show():
+    from mlnb.pipeline import OUTCOME_EXIT, OUTCOMES
+
+    assert {outcome: code for outcome, (code, _) in OUTCOMES.items()} == OUTCOME_EXIT
+    assert set(OUTCOMES) == {"nothing_needed", "skipped", "promoted", "not_promoted", "rejected", "error"}
+    assert all(text and "\n" not in text for _, text in OUTCOMES.values())
+
+
 def test_readme_shows_cron_and_ci_scheduling():
     readme = (ROOT / "README.md").read_text()
     assert "crontab" in readme and "mlnb pipeline run" in readme

@@ -1,359 +1,29 @@
-"""The retraining pipeline: validate → drift → evaluate → triggers → retrain → compare → promote.
+"""One pipeline run: validate → drift → evaluate → triggers → retrain → compare → promote.
 
-Every step is a template run, recorded as a child of one pipeline run; the pipeline run
-itself is the record of the ``pipeline`` template, which shows the decision. The decisions
-are pure functions of the child runs' scraps (:func:`evaluate_triggers`,
-:func:`promotion_decision`), tested without a kernel; running templates, writing data and
-sending alerts sit at the edges.
+Every step is a template run, recorded as a child of the pipeline run; the registry
+changes and the alerts follow from the pure decisions of :mod:`mlnb.pipeline.decisions`.
+The pipeline run itself is the record of the ``pipeline`` template, which shows the decision.
 """
 
 from __future__ import annotations
 
-import glob
-import json
-import logging
-import os
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from mlnb import records
-from mlnb.config import Config
 from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError, PipelineStepFailed
-from mlnb.metrics import higher_is_better, improvement
+from mlnb.pipeline.alerts import send_webhook
+from mlnb.pipeline.data import batches, check_columns, check_estimator, processed_batches, split_batch, write_dataset
+from mlnb.pipeline.decisions import Decision, Trigger, evaluate_triggers, promotion_decision
 from mlnb.store import Run, Store, new_run_id
 
-log = logging.getLogger(__name__)
-
-#: Exit codes of ``mlnb pipeline run``.
-EXIT_NOTHING = 0
-EXIT_PROMOTED = 3
-EXIT_NOT_PROMOTED = 4
-EXIT_REJECTED = 5
-EXIT_ERROR = 1
+if TYPE_CHECKING:
+    from mlnb.config import Config
 
 #: Below this many rows, the holdout that compares challenger and champion is called small.
 SMALL_HOLDOUT = 30
-
-OUTCOME_EXIT = {
-    "nothing_needed": EXIT_NOTHING,
-    "skipped": EXIT_NOTHING,
-    "promoted": EXIT_PROMOTED,
-    "not_promoted": EXIT_NOT_PROMOTED,
-    "rejected": EXIT_REJECTED,
-    "error": EXIT_ERROR,
-}
-
-
-@dataclass
-class Trigger:
-    """One trigger's evaluation: its value, threshold and verdict, with a sentence."""
-
-    name: str
-    fired: bool
-    value: Any
-    threshold: Any
-    reason: str
-
-
-@dataclass
-class Decision:
-    """Everything the pipeline decided, with the numbers; glued into the pipeline record."""
-
-    outcome: str = "nothing_needed"
-    reasons: list[str] = field(default_factory=list)
-    triggers: list[dict] = field(default_factory=list)
-    batch: dict | None = None
-    children: dict[str, str] = field(default_factory=dict)
-    registry_changes: list[dict] = field(default_factory=list)
-    comparison: dict | None = None
-    alerts: list[dict] = field(default_factory=list)
-    model: str | None = None
-    champion: dict | None = None
-    challenger: dict | None = None
-
-    def to_dict(self) -> dict:
-        return records_json(asdict(self))
-
-
-def records_json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-# -- pure decisions ---------------------------------------------------------------------------
-
-
-def evaluate_triggers(
-    config: Config,
-    *,
-    drift: dict | None,
-    production: dict | None,
-    current_metrics: dict | None,
-    now: datetime,
-    estimate: Trigger | None = None,
-) -> list[Trigger]:
-    """Evaluate the drift, performance and schedule triggers; every one is reported.
-
-    Args:
-        drift: the drift run's scraps (``dataset_drift``, ``drift_share``) or None.
-        production: the production version (``version``, ``metrics``, ``created``) or None.
-        current_metrics: the production model's metrics on the current batch, or None when
-            the batch has no labels.
-        now: the clock (injected, so tests need not wait).
-        estimate: the estimated-performance trigger, evaluated on a monitor run (see
-            :meth:`_Pipeline.estimated_performance`), or None when it is not configured.
-    """
-    t = config.triggers
-    out: list[Trigger] = []
-    if production is None:
-        out.append(Trigger("bootstrap", True, None, None, f"no {config.promotion.alias} model yet: train the first one"))
-    if t.drift and drift is not None:
-        share = drift.get("drift_share")
-        fired = bool(drift.get("dataset_drift"))
-        out.append(Trigger(
-            "drift", fired, share, config.drift.drift_share,
-            f"drift share {share:.2f} {'≥' if fired else '<'} {config.drift.drift_share:.2f}"
-            + (" (dataset drift)" if fired else ""),
-        ))
-    perf = t.performance
-    bounds = [b for b in (perf.min, perf.max, perf.max_drop, perf.max_rise) if b is not None]
-    if production is not None and bounds:
-        metric = perf.metric
-        value = (current_metrics or {}).get(metric)
-        if value is None:
-            out.append(Trigger("performance", False, None, perf.min if perf.min is not None else perf.max,
-                               f"{metric} not measured: the batch has no labels"))
-        else:
-            where = f"{metric} of v{production['version']} on this batch {value:.3f}"
-            if perf.min is not None:
-                fired = value < perf.min
-                out.append(Trigger("performance_min", fired, value, perf.min,
-                                   f"{where} {'<' if fired else '≥'} minimum {perf.min:.3f}"))
-            if perf.max is not None:
-                fired = value > perf.max
-                out.append(Trigger("performance_max", fired, value, perf.max,
-                                   f"{where} {'>' if fired else '≤'} maximum {perf.max:.3f} (lower is better)"))
-            recorded = (production.get("metrics") or {}).get(metric)
-            allowed = perf.max_drop if perf.max_drop is not None else perf.max_rise
-            if allowed is not None and recorded is not None:
-                worse = -improvement(metric, value, recorded)  # > 0: worse than at training
-                name = "performance_drop" if perf.max_drop is not None else "performance_rise"
-                fired = worse > allowed
-                moved = "worsened" if worse > 0 else "improved"
-                out.append(Trigger(
-                    name, fired, round(worse, 6), allowed,
-                    f"{metric} {moved} by {abs(worse):.3f} since training ({recorded:.3f} → {value:.3f}; "
-                    f"{'more than' if fired else 'within'} the {allowed:.3f} allowed)",
-                ))
-    if estimate is not None:
-        out.append(estimate)
-    if production is not None and t.schedule.max_age_days is not None:
-        created = _parse_time(production["created"])
-        age = (now - created).total_seconds() / 86400
-        fired = age > t.schedule.max_age_days
-        out.append(Trigger(
-            "schedule", fired, round(age, 3), t.schedule.max_age_days,
-            f"v{production['version']} is {age:.1f} days old ({'>' if fired else '≤'} {t.schedule.max_age_days:g})",
-        ))
-    return out
-
-
-def promotion_decision(config: Config, challenger: dict, champion: dict | None, validation_passed: bool) -> tuple[bool, str]:
-    """Whether the challenger replaces the champion, and why, from holdout metrics.
-
-    The gain is measured in the metric's direction (for rmse, a lower challenger gains);
-    ``promotion.min_gain`` is the least gain that promotes.
-    """
-    rule = config.promotion
-    metric = rule.metric
-    direction = "higher is better" if higher_is_better(metric) else "lower is better"
-    if rule.require_validation and not validation_passed:
-        return False, "validation did not pass and promotion requires it"
-    c = challenger.get(metric)
-    if c is None:
-        return False, f"challenger has no {metric}"
-    if champion is None:
-        perf = config.triggers.performance
-        gate = challenger.get(perf.metric)  # the minimum or maximum is on the performance metric
-        if gate is not None and perf.min is not None and gate < perf.min:
-            return False, f"first model's {perf.metric} {gate:.3f} is below the minimum {perf.min:.3f}"
-        if gate is not None and perf.max is not None and gate > perf.max:
-            return False, f"first model's {perf.metric} {gate:.3f} is above the maximum {perf.max:.3f} (lower is better)"
-        return True, f"first model: {metric} {c:.3f} on the holdout"
-    p = champion.get(metric)
-    if p is None:
-        return True, f"champion has no {metric} on the holdout"
-    gain = improvement(metric, c, p)
-    versus = f"challenger {metric} {c:.3f} vs champion {p:.3f} ({direction}): gain {gain:+.3f}"
-    # a tie does not replace a champion unless min_gain says ties are welcome
-    if gain >= rule.min_gain and (gain > 0 or rule.min_gain < 0):
-        return True, f"{versus} ≥ {rule.min_gain:+.3f}"
-    if gain == 0:
-        return False, f"{versus}: a tie keeps the champion (a negative promotion.min_gain lets ties promote)"
-    return False, f"{versus} does not pass min_gain {rule.min_gain:+.3f}"
-
-
-def _parse_time(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-# -- data -------------------------------------------------------------------------------------
-
-
-def batches(config: Config) -> list[Path]:
-    """Batch files named by ``data.current`` (a path or a glob), oldest name first."""
-    pattern = str(config.path(config.data.current))
-    found = sorted(Path(p) for p in glob.glob(pattern)) if glob.has_magic(pattern) else [Path(pattern)]
-    return [p for p in found if p.is_file()]
-
-
-def check_columns(config: Config, reference: Path, batch: Path) -> None:
-    """The columns ``mlnb.yaml`` names exist: target and features in the reference, drift
-    columns in the reference or the batch.
-
-    Raises:
-        ConfigError: naming the key, the column and the columns that exist.
-    """
-    from mlnb.data import table_columns
-
-    ref = table_columns(reference)
-    cur = table_columns(batch)
-    listed = ", ".join(ref)
-    if config.model.target not in ref:
-        raise ConfigError(f"model.target: {config.model.target!r} is not a column of the reference; columns: {listed}")
-    missing = [f for f in config.model.features or () if f not in ref]
-    if missing:
-        raise ConfigError(f"model.features: {', '.join(map(repr, missing))} not in the reference; columns: {listed}")
-    if config.model.target in (config.model.features or ()):
-        raise ConfigError(f"model.features: the target {config.model.target!r} cannot be a feature")
-    exclude = config.drift.exclude if isinstance(config.drift.exclude, list) else []
-    for key, names in (("drift.columns", config.drift.columns or []), ("drift.exclude", exclude)):
-        unknown = [c for c in names if c not in ref and c not in cur]
-        if unknown:
-            raise ConfigError(f"{key}: {', '.join(map(repr, unknown))} in neither the reference nor the batch; "
-                              f"columns: {', '.join(dict.fromkeys([*ref, *cur]))}")
-
-
-def check_estimator(config: Config) -> None:
-    """``model.estimator`` imports, fits ``model.task`` and takes ``model.hyperparameters``;
-    ``drift.method`` is a method mlnb has.
-
-    Raises:
-        ConfigError: naming the key, the value and what is allowed.
-    """
-    from mlnb.drift import METHODS
-    from mlnb.metrics import import_estimator, task_of
-
-    m = config.model
-    try:
-        cls = import_estimator(m.estimator)
-    except MlnbError as exc:
-        raise ConfigError(f"model.estimator: {exc}") from None
-    task = task_of(cls)
-    if task != m.task:
-        raise ConfigError(f"model.estimator: {m.estimator} is a {'classifier' if task == 'classification' else 'regressor'} "
-                          f"but model.task is {m.task!r}; give a {m.task} estimator or change model.task")
-    allowed = cls().get_params(deep=False)
-    unknown = [k for k in m.hyperparameters if k not in allowed]
-    if unknown:
-        raise ConfigError(f"model.hyperparameters: {', '.join(map(repr, unknown))} not taken by {cls.__name__}; "
-                          f"allowed: {', '.join(sorted(allowed))}")
-    try:
-        cls(**m.hyperparameters)._validate_params()  # scikit-learn's own check of each value
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model.hyperparameters: {str(exc).splitlines()[0]}") from None
-    if config.drift.method != "auto" and config.drift.method not in METHODS:
-        raise ConfigError(f"drift.method: {config.drift.method!r} is not a method; allowed: auto, {', '.join(METHODS)}")
-
-
-def processed_batches(store: Store) -> dict[str, list[dict]]:
-    """``{batch sha256: [{"run": id, "config": sha256 or None, "outcome": ...}, ...]}``:
-    the succeeded pipeline runs that processed each batch, oldest first."""
-    seen: dict[str, list[dict]] = {}
-    for item in reversed(store.list_runs(template="pipeline")):
-        decision = (item.get("scraps") or {}).get("decision") or {}
-        batch = decision.get("batch") or {}
-        if batch.get("sha256") and item["status"] == "succeeded" and decision.get("outcome") != "skipped":
-            seen.setdefault(batch["sha256"], []).append(
-                {"run": item["id"], "config": batch.get("config_sha256"), "outcome": decision.get("outcome")}
-            )
-    return seen
-
-
-def write_dataset(store: Store, frame, label: str) -> Path:
-    """Write a derived table into ``<store>/data/`` under its content hash (immutable)."""
-    directory = store.data_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".csv", dir=directory)
-    os.close(fd)
-    frame.to_csv(tmp, index=False)
-    digest = records.sha256_file(tmp)
-    target = directory / f"{label}-{digest[:16]}.csv"
-    if target.exists():
-        os.unlink(tmp)
-    else:
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-    return target
-
-
-def split_batch(frame, holdout: float, order_by: str | None = None):
-    """The newest ``holdout`` share of a batch (by ``order_by`` or row order) and the rest."""
-    if order_by and order_by in frame.columns:
-        frame = frame.sort_values(order_by, kind="stable")
-    n_holdout = max(1, int(round(len(frame) * holdout)))
-    return frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
-
-
-def history_frames(store: Store, name: str):
-    """Tables for the report: model versions with metrics, and drift share per batch."""
-    import pandas as pd
-
-    from mlnb.registry import Registry
-
-    versions = pd.DataFrame(Registry(store).versions_table(name)) if name else pd.DataFrame()
-    drift = store.runs(template="drift", status="succeeded")
-    if not drift.empty:
-        drift["batch"] = [Path(p.get("current") or "").name for p in drift["parameters"]]
-        keep = [c for c in ("started", "batch", "scrap.drift_share", "scrap.dataset_drift", "id") if c in drift]
-        drift = drift[keep].sort_values("started")
-    return versions, drift
-
-
-# -- alerts -----------------------------------------------------------------------------------
-
-
-def send_webhook(url: str, payload: dict, timeout: float, retries: int, sleep: Callable[[float], None] = time.sleep) -> dict:
-    """POST ``payload`` as JSON; retry a bounded number of times; never raise.
-
-    Returns:
-        ``{"delivered": bool, "attempts": n, "error": str | None}``.
-    """
-    body = json.dumps(payload).encode()
-    error = None
-    for attempt in range(1, retries + 2):
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only, checked in config)
-                if 200 <= response.status < 300:
-                    return {"delivered": True, "attempts": attempt, "error": None}
-                error = f"HTTP {response.status}"
-        except urllib.error.HTTPError as exc:
-            error = f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            error = str(getattr(exc, "reason", exc))
-        if attempt <= retries:
-            sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
-    return {"delivered": False, "attempts": retries + 1, "error": error}
-
-
-# -- the pipeline -----------------------------------------------------------------------------
 
 
 class _Pipeline:
@@ -370,7 +40,7 @@ class _Pipeline:
         self.unreadable: str | None = None  # why the batch cannot be read, when it cannot
 
     def template(self, name: str):
-        from mlnb.execute import find_template
+        from mlnb.catalog import find_template
 
         return find_template(name, start=self.config.root)
 
@@ -438,9 +108,8 @@ class _Pipeline:
         writes nothing): validation and drift on the batch, training and scoring on the
         reference, which has the columns the training table will have (a batch that lacks a
         column is broken data: validation rejects it, exit 5)."""
-        from mlnb.execute import prepare_parameters
-
         from mlnb.data import probe_table
+        from mlnb.inputs import prepare_parameters
 
         cfg = self.config
         reference = cfg.path(cfg.data.reference)
@@ -669,7 +338,8 @@ class _Pipeline:
         return [p for _, p in ordered if p.is_file()]
 
     def record(self) -> Run:
-        from mlnb.execute import find_template, run_template
+        from mlnb.catalog import find_template
+        from mlnb.execute import run_template
 
         tpl = find_template("pipeline", start=self.config.root)
         failed = self.decision.outcome == "error"
@@ -724,9 +394,3 @@ def run_pipeline(
         raise Interrupted(f"pipeline {pipe.id} interrupted after step(s) {steps}; recorded as an error: "
                           f"{record.path / 'record.json'}") from None
     return pipe.decision, pipe.record()
-
-
-__all__ = [
-    "Decision", "Trigger", "evaluate_triggers", "promotion_decision", "run_pipeline", "send_webhook",
-    "OUTCOME_EXIT",
-]
