@@ -54,7 +54,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (
 
 
 class MlnbCommand(click.Command):
-    """Says the library parameters an error names (``target``) as this command's options
+    """Says the library parameters an error names (```target```) as this command's options
     (``--target``), so a message reads in the words the user typed."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -67,14 +67,12 @@ class MlnbCommand(click.Command):
 
 
 def _as_options(message: str, parameters: tuple[str, ...], params: list[click.Parameter]) -> str:
-    import re
 
     for name in parameters:
         option = next((p for p in params if isinstance(p, click.Option) and
                        (p.name == name or any(o.lstrip("-").replace("-", "_") == name for o in p.opts))), None)
         if option is not None:
-            flag = max(option.opts, key=len)
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, message, count=1)
+            message = message.replace(f"`{name}`", max(option.opts, key=len))
     return message
 
 

@@ -19,8 +19,8 @@ class MlnbError(Exception):
     """Root of every mlnb error.
 
     Attributes:
-        parameters: the names of the function parameters the message is about, as the
-            message words them (``target``); the CLI says them as its options (``--target``).
+        parameters: the names of the function parameters the message is about; the message
+            quotes each as ```target```, which the CLI says as its option (``--target``).
     """
 
     exit_code = EXIT_USAGE

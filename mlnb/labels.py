@@ -63,7 +63,8 @@ def log_of(store: Any, model: str | None) -> tuple[str, Path]:
     if model is None:
         if len(have) == 1:
             return have[0], log_dir(store, have[0])
-        raise DataError(f"name the model the labels belong to (--model NAME); models with a prediction log: {listed}")
+        raise DataError(f"name the model the labels belong to (`model` NAME); models with a prediction log: {listed}",
+                        parameters=("model",))
     name = parse_uri(model).name if ("@" in model or "/" in model) else validate_name(model)
     path = log_dir(store, name)
     if not log_files(path):
@@ -90,8 +91,8 @@ def _label_column(columns: list[str], label_column: str | None, target: str | No
         if candidate and candidate in columns:
             return candidate
     wanted = "'label'" + (f" or the model's target {target!r}" if target else "")
-    raise DataError(f"the labels file has no label column ({wanted}); name it with --label-column; "
-                    f"columns: {', '.join(columns)}")
+    raise DataError(f"the labels file has no label column ({wanted}); name it with `label_column`; "
+                    f"columns: {', '.join(columns)}", parameters=("label_column",))
 
 
 def read_labels(path: str | os.PathLike, *, label_column: str | None = None, id_column: str = ID_COLUMN,

@@ -75,10 +75,10 @@ def init_project(
     root = Path(directory)
     config = root / CONFIG_FILE
     if (data is None) != (target is None):
-        raise ConfigError("data and target go together: the table and the column to predict",
+        raise ConfigError("`data` and `target` go together: the table and the column to predict",
                           parameters=("data", "target"))
     if os.path.lexists(config) and not force:
-        raise ConfigError(f"{config} exists; use force to overwrite the example files", parameters=("force",))
+        raise ConfigError(f"{config} exists; use `force` to overwrite the example files", parameters=("force",))
     if data is None:
         from mlnb.data import example_files
 
@@ -136,7 +136,7 @@ def _write_project(root: Path, files: dict[str, bytes], force: bool, schemas: bo
             raise ConfigError(f"{path} exists and is not the file mlnb init writes; mlnb init never replaces data: "
                               "move it, or init another directory")
         if not force and rel != CONFIG_FILE:
-            raise ConfigError(f"{path} exists and differs from what mlnb init writes; use force to replace it",
+            raise ConfigError(f"{path} exists and differs from what mlnb init writes; use `force` to replace it",
                               parameters=("force",))
     written = []
     for rel, content in files.items():
@@ -176,7 +176,7 @@ def config_for(df, target: str, reference: str, name: str) -> str:
 
         close = difflib.get_close_matches(target, columns, n=1) or [c for c in columns if c.lower() == target.lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"target {target!r} is not a column of the data; columns: {', '.join(columns)}{hint}",
+        raise DataError(f"`target` {target!r} is not a column of the data; columns: {', '.join(columns)}{hint}",
                         parameters=("target",))
     task, why = infer_task(df[target])
     features = select_features(df, target)

@@ -51,7 +51,7 @@ def test_nothing_is_written_through_a_symbolic_link(tmp_path, wine_csv):
     elsewhere = tmp_path / "elsewhere.yaml"
     (tmp_path / "p").mkdir()
     os.symlink(elsewhere, tmp_path / "p" / "mlnb.yaml")  # dangling
-    with pytest.raises(ConfigError, match="exists; use force"):
+    with pytest.raises(ConfigError, match="exists; use `force`"):
         init_project(tmp_path / "p", data=wine_csv, target="target")
     with pytest.raises(ConfigError, match="mlnb.yaml is a symbolic link"):
         init_project(tmp_path / "p", data=wine_csv, target="target", force=True)
@@ -64,7 +64,7 @@ def test_an_edited_template_is_kept_unless_forced(tmp_path, wine_csv):
     train = tmp_path / "templates" / "train.ipynb"
     train.write_text("{}")
     (tmp_path / "mlnb.yaml").unlink()
-    with pytest.raises(ConfigError, match="train.ipynb exists and differs from what mlnb init writes; use force"):
+    with pytest.raises(ConfigError, match="train.ipynb exists and differs from what mlnb init writes; use `force`"):
         init_project(tmp_path, data=wine_csv, target="target")
     assert train.read_text() == "{}"
     init_project(tmp_path, data=wine_csv, target="target", force=True)

@@ -84,7 +84,8 @@ class Site(RunPages, ModelPages, MonitorPages):
 
         path = self.store.path
         if not path.exists():
-            raise StoreError(f"store {str(path)!r} does not exist; give --store PATH of a run store")
+            raise StoreError(f"store {str(path)!r} does not exist; give `store` PATH of a run store",
+                             parameters=("store",))
         if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
             raise StoreError(f"store {str(path)!r} cannot be read as a directory")
         try:
@@ -96,6 +97,11 @@ class Site(RunPages, ModelPages, MonitorPages):
                 registry.models()
         except sqlite3_errors() as exc:
             raise StoreError(f"store {str(path)!r}: cannot read its index {store_mod.DATABASE}: {exc}") from exc
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3_errors()):  # the store could not open its database
+                raise StoreError(f"store {str(path)!r}: cannot read its index {store_mod.DATABASE}: "
+                                 f"{exc.__cause__}") from exc
+            raise
         except OSError as exc:
             raise StoreError(f"store {str(path)!r} cannot be read: {exc}") from exc
 
