@@ -15,6 +15,7 @@ import click
 from mlnb import records
 from mlnb.cli_common import (
     EXIT_CODES,
+    MlnbCommand,
     MlnbGroup,
     json_option,
     kernel_option,
@@ -27,7 +28,7 @@ from mlnb.cli_common import console as _console
 from mlnb.cli_common import echo_json as _echo_json
 from mlnb.cli_common import open_store as _store
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
-from mlnb.exceptions import EXIT_FAILED
+from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED
 from mlnb.project import DEMO_BATCHES
 
 @click.group(cls=MlnbGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -264,16 +265,21 @@ def init(directory, data, target, force):
                    f"cd {directory} && mlnb pipeline run --current data/batches/BATCH")
 
 
-PIPELINE_EXIT_CODES = """\b
-Exit codes:
-  0    nothing needed (no trigger fired), or the batch was processed before
-  1    a step failed (error; the pipeline record exists)
-  2    bad usage or configuration (the key is named; nothing was written)
-  3    retrained and promoted
-  4    retrained but not promoted (the champion stays)
-  5    data rejected by validation (nothing retrained)
-  130  interrupted
-"""
+class _PipelineRunCommand(MlnbCommand):
+    """Its exit codes come from the pipeline's own table of outcomes, read when help is shown."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from mlnb.exceptions import EXIT_USAGE
+        from mlnb.pipeline import OUTCOMES
+
+        codes: dict[int, list[str]] = {}
+        for code, text in OUTCOMES.values():
+            codes.setdefault(code, []).append(text)
+        codes[EXIT_USAGE] = ["bad usage or configuration (the key is named; nothing was written)"]
+        codes[EXIT_INTERRUPTED] = ["interrupted"]
+        lines = [f"  {code:<4} {', or '.join(texts)}" for code, texts in sorted(codes.items())]
+        formatter.write_paragraph()
+        formatter.write_text("\b\nExit codes:\n" + "\n".join(lines))
 
 
 @main.group()
@@ -281,7 +287,7 @@ def pipeline():
     """The retraining pipeline configured in mlnb.yaml."""
 
 
-@pipeline.command("run", epilog=PIPELINE_EXIT_CODES)
+@pipeline.command("run", cls=_PipelineRunCommand)
 @click.option("--config", "config_path", default="mlnb.yaml", type=click.Path(dir_okay=False),
               help="Project file (default: ./mlnb.yaml).")
 @click.option("--current", default=None, type=click.Path(dir_okay=False),
