@@ -210,7 +210,7 @@ def _check_shadow_log(template: Template, name: str, value: Any, final: dict[str
                 f"{', '.join(map(repr, given))}; give the shadow log these belong to", name,
             )
         return
-    from mlnb.serve import resolve_log
+    from mlnb.shadow import resolve_log
 
     try:
         resolve_log(value, final.get("store") or Store().path)

@@ -167,7 +167,7 @@ class _Pipeline:
             if not batch.is_absolute():
                 batch = Path.cwd() / batch
             if not batch.is_file():
-                raise DataError(f"--current {current!r}: no such file")
+                raise DataError(f"`current` {current!r}: no such file", parameters=("current",))
         else:
             files = batches(self.config)
             if not files:
