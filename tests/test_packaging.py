@@ -58,3 +58,10 @@ def test_ci_runs_make_test_and_readme_starts_with_the_two_commands():
 def test_run_store_contents_are_ignored_by_git():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "/runs/*" in ignore
+
+
+def test_every_subpackage_ships_in_the_wheel():
+    """A package folder missing from pyproject's list works in the checkout and breaks installs."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mlnb").rglob("__init__.py")}
+    assert found - listed == set()
