@@ -1,8 +1,5 @@
 """Scoring tables with registered models: what the ``predict`` template, ``mlnb predict`` and ``mlnb serve`` share.
 
-- :func:`feature_kinds` reads, from the fitted pipeline, which features are numbers and
-  which are categories, so the server can type its request schema the way the model was
-  trained (numeric → float, categorical → text).
 - :class:`Scorer` calls ``predict`` (and ``predict_proba`` for classifiers) on a table,
   running the pipeline's preparation once for both: the predictions are exactly what
   ``model.predict`` returns on the same rows.
@@ -13,6 +10,9 @@
 - :func:`predict_file` is ``mlnb predict``: it checks the URI, the input's columns and the
   output path first (exit 2, nothing written), runs the ``predict`` template so the
   predictions are a recorded run, and copies the run's predictions artifact to the output.
+
+Which features a model reads as numbers or categories is :mod:`mlnb.model.features`
+(:func:`feature_kinds` stays importable from here).
 
 pandas and scikit-learn are imported inside the functions, so importing this module is cheap.
 """
@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlnb.data import table_columns
 from mlnb.exceptions import DataError, ParameterError
+from mlnb.model.build import _threads_for, task_of
+from mlnb.model.features import KINDS, feature_kinds  # noqa: F401  (importable from here)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,49 +36,13 @@ if TYPE_CHECKING:
 
     from mlnb.store import Run
 
-#: Feature kinds and the JSON types a request must use for them.
-KINDS = ("numeric", "categorical", "boolean", "any")
 #: Formats of the predictions artifact, by file extension.
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 #: Columns every predictions table has (probability columns ``proba_<class>`` come in between).
 OUTPUT_COLUMNS = ("row", "prediction", "missing", "model_name", "model_version")
 
 
-# -- features ---------------------------------------------------------------------------------
-
-
-def feature_kinds(model: Any, features: list[str]) -> dict[str, str]:
-    """``{feature: kind}`` in ``features`` order, read from a fitted mlnb pipeline.
-
-    ``numeric`` columns went through the pipeline's numeric branch; categorical columns are
-    ``categorical`` when every category the encoder learnt is text, ``boolean`` when every
-    one is a bool. A feature the pipeline does not describe (a model not built by
-    :func:`mlnb.metrics.build_pipeline`) is ``any``: a number, a text or a bool.
-    """
-    kinds: dict[str, str] = {}
-    prepare = getattr(model, "named_steps", {}).get("prepare") if hasattr(model, "named_steps") else None
-    for name, transformer, columns in getattr(prepare, "transformers_", []):
-        if name == "remainder" or isinstance(transformer, str):
-            continue
-        for index, column in enumerate(columns):
-            if name == "numeric":
-                kinds[str(column)] = "numeric"
-            elif name == "categorical":
-                kinds[str(column)] = _category_kind(transformer, index)
-    return {f: kinds.get(f, "any") for f in features}
-
-
-def _category_kind(transformer: Any, index: int) -> str:
-    encoder = transformer[-1] if hasattr(transformer, "steps") else transformer
-    categories = getattr(encoder, "categories_", None)
-    if categories is None or index >= len(categories):
-        return "any"
-    values = list(categories[index])
-    if values and all(isinstance(v, str) for v in values):
-        return "categorical"
-    if values and all(type(v).__name__ in ("bool", "bool_") for v in values):
-        return "boolean"
-    return "any"
+# -- the input's feature columns -------------------------------------------------------------
 
 
 def check_columns(columns: list[str], features: list[str], where: str = "the data") -> None:
@@ -143,8 +109,6 @@ class Scorer:
     """
 
     def __init__(self, model: Any, task: str | None = None):
-        from mlnb.metrics import task_of
-
         self.model = model
         self.task = task or task_of(model)
         steps = getattr(model, "steps", None)
@@ -224,8 +188,6 @@ def predict_table(
     """
     import numpy as np
     import pandas as pd
-
-    from mlnb.metrics import _threads_for
 
     columns = [str(c) for c in df.columns]
     check_columns(columns, features)

@@ -1,308 +1,40 @@
-"""The model registry: named, numbered model versions and movable aliases, in the store's SQLite.
+"""The registry: named, numbered model versions and movable aliases, read and written in one store.
 
-A **version** is made from a succeeded training run (:meth:`Registry.register`) and never
-changes: it references the run's model artifact by path and sha256 and copies the lineage a
-reviewer needs from the run record (metrics, hyperparameters, features, target, the
-fingerprints of the data the run read, the template and git commit, the scikit-learn
-version). Versions are numbered 1, 2, 3… per model name inside one ``BEGIN IMMEDIATE``
-transaction, so concurrent registrations neither lose nor repeat a number. Tags can be added
-to a version later; they are appended, the newest value of a key wins.
+:class:`Registry` registers versions from succeeded training runs (numbered inside one
+``BEGIN IMMEDIATE`` transaction, so concurrent registrations neither lose nor repeat a
+number), resolves URIs, moves aliases (set, promote, rollback as undo) and finds a version's
+model file in its run's ``artifacts/``. Loading hands that path and the registered sha256 to
+:mod:`mlnb.model.persist`, which checks the hash and loads with trusted types only.
 
-The artifact is **referenced, not copied**: runs are immutable and read-only, so the run's
-``artifacts/`` is already the safest place for the file, the registry row stays one hop from
-the record that made it, and there is no second copy to verify or to drift. Loading checks
-the file's sha256 against the registry row first; a run that was removed or altered makes
-its versions unloadable (:class:`~mlnb.exceptions.ArtifactTampered`), never silently wrong.
-
-An **alias** (``production``, ``champion``, any name) points at one version of a model.
-Every move is appended to ``alias_events`` (time, from, to, action, reason, and what caused
-it: a run id, a pipeline run id, or ``cli:<user>``); the ``model_aliases`` table holds the
-current targets and is updated in the same transaction. Rollback is *undo*: it reverts the
-most recent move of the alias (a set or promote) that has not been rolled back yet, moving
-the alias to the version that move came from. Repeated rollbacks therefore walk back through
-earlier deployments instead of flip-flopping between the last two, and stop with an error
-at the alias's first assignment. Promoting the version an alias already points at is not a
-move and is not recorded. SQLite triggers refuse UPDATE and DELETE on versions, tags and the
-history, so the history can only grow.
-
-URIs name models everywhere: ``NAME@ALIAS`` or ``NAME/VERSION`` (``NAME/latest`` for the
-highest version). Names and aliases match ``[a-z0-9][a-z0-9._-]*``.
-
-This module imports neither scikit-learn nor skops; :func:`load` imports them when called.
+It talks to the store through its public API (:meth:`~mlnb.store.Store.connect`,
+:meth:`~mlnb.store.Store.has_database`, :func:`~mlnb.store.as_store`) and imports neither
+scikit-learn nor skops; :meth:`Registry.load` imports them when called.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
-import re
 import sqlite3
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from mlnb import records
 from mlnb.exceptions import ArtifactTampered, ModelNotFound, RegistryError
-from mlnb.store import Store, as_store
-
-SCHEMA = records.REGISTRY
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-MAX_NAME = 100
-DEFAULT_ALIAS = "production"
-ACTIONS = ("set", "promote", "rollback")
-
-_SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS registry_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS model_versions (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    run_id TEXT NOT NULL,
-    artifact TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    task TEXT,
-    estimator TEXT,
-    target TEXT,
-    features TEXT NOT NULL,
-    hyperparameters TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    data TEXT NOT NULL,
-    code TEXT NOT NULL,
-    sklearn_version TEXT,
-    created TEXT NOT NULL,
-    created_by TEXT NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE INDEX IF NOT EXISTS model_versions_run ON model_versions (run_id);
-CREATE TABLE IF NOT EXISTS model_tags (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    at TEXT NOT NULL,
-    caused_by TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS model_tags_version ON model_tags (name, version);
-CREATE TABLE IF NOT EXISTS model_aliases (
-    name TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    event INTEGER NOT NULL,
-    updated TEXT NOT NULL,
-    PRIMARY KEY (name, alias)
-);
-CREATE TABLE IF NOT EXISTS alias_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('set', 'promote', 'rollback')),
-    from_version INTEGER,
-    to_version INTEGER NOT NULL,
-    undoes INTEGER,
-    reason TEXT,
-    caused_by TEXT NOT NULL,
-    at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alias_events_alias ON alias_events (name, alias, seq);
-CREATE TRIGGER IF NOT EXISTS model_versions_immutable BEFORE UPDATE ON model_versions
-    BEGIN SELECT RAISE(ABORT, 'model versions are never modified'); END;
-CREATE TRIGGER IF NOT EXISTS model_versions_kept BEFORE DELETE ON model_versions
-    BEGIN SELECT RAISE(ABORT, 'model versions are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS model_tags_append_only_u BEFORE UPDATE ON model_tags
-    BEGIN SELECT RAISE(ABORT, 'model tags are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS model_tags_append_only_d BEFORE DELETE ON model_tags
-    BEGIN SELECT RAISE(ABORT, 'model tags are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS alias_events_append_only_u BEFORE UPDATE ON alias_events
-    BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS alias_events_append_only_d BEFORE DELETE ON alias_events
-    BEGIN SELECT RAISE(ABORT, 'alias history is append-only'); END;
-INSERT OR IGNORE INTO registry_meta VALUES ('schema', 'mlnb.registry/1');
-"""
-
-_VERSION_COLUMNS = (
-    "name, version, run_id, artifact, sha256, bytes, task, estimator, target, features, "
-    "hyperparameters, metrics, data, code, sklearn_version, created, created_by"
+from mlnb.registry.entries import (
+    _EVENT_COLUMNS,
+    _VERSION_COLUMNS,
+    AliasEvent,
+    ModelVersion,
+    _event_from_row,
+    _now,
+    _version_from_row,
+    default_actor,
 )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def default_actor(prefix: str = "api") -> str:
-    """``<prefix>:<user>``, what an event records when no run caused it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"{prefix}:{user}"
-
-
-# -- names and URIs -------------------------------------------------------------------------
-
-
-def validate_name(name: Any, what: str = "model name") -> str:
-    """Return ``name`` if it matches ``[a-z0-9][a-z0-9._-]*`` (at most 100 characters).
-
-    Raises:
-        RegistryError: naming the value and the rule; nothing touches disk first.
-    """
-    if not isinstance(name, str) or not NAME.match(name) or len(name) > MAX_NAME:
-        raise RegistryError(
-            f"{what} {name!r} is not allowed; use lowercase letters, digits, '.', '_' and '-', "
-            f"starting with a letter or digit (at most {MAX_NAME} characters)"
-        )
-    return name
-
-
-def parse_version(value: Any) -> int:
-    """A version number from an int or its decimal text (``3``, ``"3"``).
-
-    Raises:
-        RegistryError: not a whole number >= 1.
-    """
-    if isinstance(value, bool):
-        value = None
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
-        value = int(value.strip())
-    if not isinstance(value, int) or value < 1:
-        raise RegistryError(f"version {value!r} is not allowed; versions are whole numbers 1, 2, 3…")
-    return value
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed URI: ``name`` with either ``version`` (None for ``latest``) or ``alias``."""
-
-    name: str
-    version: int | None = None
-    alias: str | None = None
-
-    def __str__(self) -> str:
-        if self.alias:
-            return f"{self.name}@{self.alias}"
-        return f"{self.name}/{self.version if self.version is not None else 'latest'}"
-
-
-def parse_uri(uri: Any) -> ModelRef:
-    """Parse ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME/latest``.
-
-    Raises:
-        RegistryError: any other form, or a bad name, alias or version.
-    """
-    example = uri.partition("@")[0].partition("/")[0] if isinstance(uri, str) and uri else "NAME"
-    example = example if NAME.match(example) else "NAME"
-    forms = f"give NAME@ALIAS ({example}@production) or NAME/VERSION ({example}/3)"
-    if not isinstance(uri, str) or not uri:
-        raise RegistryError(f"model URI {uri!r} is empty or not text; {forms}")
-    if "@" in uri:
-        name, _, alias = uri.partition("@")
-        return ModelRef(validate_name(name), alias=validate_name(alias, "alias"))
-    if "/" in uri:
-        name, _, version = uri.partition("/")
-        validate_name(name)
-        if version == "latest":
-            return ModelRef(name)
-        try:
-            return ModelRef(name, version=parse_version(version))
-        except RegistryError:
-            raise RegistryError(f"model URI {uri!r}: version {version!r} is not a whole number >= 1 or 'latest'; {forms}") from None
-    validate_name(uri)
-    raise RegistryError(f"model URI {uri!r} names no version; {forms}")
-
-
-# -- records --------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelVersion:
-    """One registered version and its lineage (what :meth:`Registry.get` returns)."""
-
-    name: str
-    version: int
-    run_id: str
-    artifact: str  # path relative to the run's artifacts/
-    sha256: str
-    bytes: int
-    task: str | None
-    estimator: str | None
-    target: str | None
-    features: list[str]
-    hyperparameters: dict
-    metrics: dict
-    data: list[dict]  # the run's inputs: parameter, path, sha256, bytes
-    code: dict  # template name and sha256, record digest, git commit
-    sklearn_version: str | None
-    created: str
-    created_by: str
-    tags: dict = field(default_factory=dict)
-    aliases: list[str] = field(default_factory=list)
-
-    @property
-    def uri(self) -> str:
-        return f"{self.name}/{self.version}"
-
-    def to_dict(self) -> dict:
-        """Plain JSON data (what ``mlnb models show --json`` prints).
-
-        A shallow copy: the nested values are this object's own (decoded from JSON).
-        """
-        return {"uri": self.uri, **{f.name: getattr(self, f.name) for f in fields(self)}}
-
-
-@dataclass(frozen=True)
-class AliasEvent:
-    """One move of an alias, as recorded in the append-only history."""
-
-    seq: int
-    name: str
-    alias: str
-    action: str
-    from_version: int | None
-    to_version: int
-    undoes: int | None
-    reason: str | None
-    caused_by: str
-    at: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _version_from_row(row: tuple) -> ModelVersion:
-    (name, version, run_id, artifact, sha256, size, task, estimator, target, features,
-     hyperparameters, metrics, data, code, sklearn_version, created, created_by) = row
-    return ModelVersion(
-        name=name, version=version, run_id=run_id, artifact=artifact, sha256=sha256, bytes=size,
-        task=task, estimator=estimator, target=target, features=json.loads(features),
-        hyperparameters=json.loads(hyperparameters), metrics=json.loads(metrics),
-        data=json.loads(data), code=json.loads(code), sklearn_version=sklearn_version,
-        created=created, created_by=created_by,
-    )
-
-
-def _event_from_row(row: tuple) -> AliasEvent:
-    return AliasEvent(*row)
-
-
-_EVENT_COLUMNS = "seq, name, alias, action, from_version, to_version, undoes, reason, caused_by, at"
-
-
-def replay(events: list[AliasEvent]) -> dict[tuple[str, str], int]:
-    """The alias table that a history produces: ``{(name, alias): version}``."""
-    table: dict[tuple[str, str], int] = {}
-    for event in sorted(events, key=lambda e: e.seq):
-        table[(event.name, event.alias)] = event.to_version
-    return table
-
-
-# -- the registry ---------------------------------------------------------------------------
+from mlnb.registry.names import DEFAULT_ALIAS, ModelRef, parse_uri, parse_version, validate_name
+from mlnb.registry.schema import _SCHEMA_SQL, SCHEMA
+from mlnb.store import Store, as_store
 
 
 class Registry:
@@ -746,75 +478,21 @@ class Registry:
         Raises:
             ArtifactTampered: the file is missing or its content changed.
         """
-        path = self.artifact_path(mv)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactTampered(
-                f"{mv.uri}: model artifact {path} is missing (was run {mv.run_id} removed?); refusing to load"
-            ) from None
-        actual = records.sha256_bytes(data)
-        if actual != mv.sha256:
-            raise ArtifactTampered(
-                f"{mv.uri}: model artifact {path} changed since it was registered (sha256 {actual[:12]}…, "
-                f"registered {mv.sha256[:12]}…); refusing to load it; 'mlnb runs verify {mv.run_id}' shows what changed"
-            )
-        return data
+        from mlnb.model.persist import read_verified
+
+        return read_verified(self.artifact_path(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
 
     def load_version(self, mv: ModelVersion):
         """Load a version's model: sha256 checked, then skops with mlnb's trusted types only.
 
         Raises:
             ArtifactTampered: the file changed or is missing.
-            mlnb.metrics.UntrustedModel: the file holds a type outside the trusted list.
+            mlnb.exceptions.UntrustedModel: the file holds a type outside the trusted list.
         """
-        from mlnb.metrics import load_model_bytes
+        from mlnb.model.persist import load_verified
 
-        return load_model_bytes(self.read_artifact(mv), where=mv.uri)
+        return load_verified(self.artifact_path(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
 
     def load(self, uri: str):
         """Load the model a URI points at (see :meth:`load_version`)."""
         return self.load_version(self.get(uri))
-
-
-# -- module-level shortcuts -----------------------------------------------------------------
-
-
-def _with_registry(store, method: str, *args, **kwargs):
-    with Registry(store) as registry:
-        return getattr(registry, method)(*args, **kwargs)
-
-
-def register(run_id: str, name: str, *, store=None, tags=None, caused_by=None) -> ModelVersion:
-    """Create the next version of ``name`` from a training run; see :meth:`Registry.register`."""
-    return _with_registry(store, "register", run_id, name, tags=tags, caused_by=caused_by)
-
-
-def get(uri: str, *, store=None) -> ModelVersion:
-    """The version a URI points at; see :meth:`Registry.get`."""
-    return _with_registry(store, "get", uri)
-
-
-def set_alias(name, alias, version, reason=None, *, store=None, caused_by=None) -> AliasEvent | None:
-    """Point ``name@alias`` at ``version``; see :meth:`Registry.set_alias`."""
-    return _with_registry(store, "set_alias", name, alias, version, reason, caused_by)
-
-
-def promote(name, version, alias=DEFAULT_ALIAS, reason=None, *, store=None, caused_by=None) -> AliasEvent | None:
-    """Point ``name@alias`` (production) at ``version``; see :meth:`Registry.promote`."""
-    return _with_registry(store, "promote", name, version, alias, reason, caused_by)
-
-
-def rollback(name, alias=DEFAULT_ALIAS, reason=None, *, store=None, caused_by=None) -> AliasEvent:
-    """Undo the latest move of ``name@alias``; see :meth:`Registry.rollback`."""
-    return _with_registry(store, "rollback", name, alias, reason, caused_by)
-
-
-def history(name, alias=None, *, store=None) -> list[AliasEvent]:
-    """The alias moves of a model, oldest first; see :meth:`Registry.history`."""
-    return _with_registry(store, "history", name, alias)
-
-
-def load(uri: str, *, store=None):
-    """Load a registered model, verified and with trusted types only; see :meth:`Registry.load`."""
-    return _with_registry(store, "load", uri)
