@@ -304,8 +304,8 @@ class Store:
         # moving a directory to a new parent needs it writable: seal it once in place
         os.chmod(target, 0o555)
         run = Run(target, record)
-        with contextlib.suppress(sqlite3.Error):
-            with self.connect() as db:
+        with contextlib.suppress(sqlite3.Error, StoreError):  # the record counts; the index follows
+            with contextlib.closing(self.connect()) as db:
                 _index_insert(db, record)
         return run
 
@@ -335,7 +335,7 @@ class Store:
                                  "writable copy")
             self._synced = True
             return 0
-        with self.connect() as db:
+        with contextlib.closing(self.connect()) as db:
             if force:
                 db.execute("DELETE FROM runs")
             indexed = {row[0] for row in db.execute("SELECT id FROM runs")}

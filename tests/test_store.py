@@ -201,3 +201,20 @@ def test_record_of_a_commit_is_the_json_read_back(tmp_path):
     store = Store(tmp_path / "runs")
     run = commit_run(store, scraps={"note": "ünïcode"})
     assert json.loads((run.path / records.RECORD_FILE).read_text())["scraps"] == {"note": "ünïcode"}
+
+
+def test_a_read_only_store_is_listed_and_its_stale_index_named(tmp_path, monkeypatch):
+    """Read-only media (a mounted archive): WAL cannot be opened for reading the usual way."""
+    from mlnb.registry import Registry
+
+    store = Store(tmp_path / "runs")
+    run = commit_run(store)
+    monkeypatch.setattr(Store, "read_only", property(lambda self: True))
+    assert [r["id"] for r in Store(store.path).list_runs()] == [run.id]
+    with Registry(Store(store.path)) as registry:
+        assert registry.models() == []
+    with pytest.raises(StoreError, match="is read-only and its index does not match its runs"):
+        Store(store.path).sync_index(force=True)
+    store.database.unlink()
+    with pytest.raises(StoreError, match=r"is read-only and has no index \(mlnb.sqlite\)"):
+        Store(store.path).list_runs()

@@ -80,6 +80,9 @@ class Registry:
                 row = db.execute("SELECT value FROM registry_meta WHERE key = 'schema'").fetchone()
             except sqlite3.OperationalError:  # no registry in this store yet
                 row = None
+            if row is None and self.store.read_only and not create:
+                db.close()
+                return None  # a read-only store without a registry: no models
             if row is None:
                 # DDL writes; done once per store, so readers do not take the write lock
                 db.executescript(_SCHEMA_SQL)
