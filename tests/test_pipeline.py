@@ -123,7 +123,7 @@ def test_drifted_batch_retrains_and_decides_from_the_recorded_metrics(project):
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.server.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(200)
         self.end_headers()

@@ -23,7 +23,7 @@ def send_webhook(url: str, payload: dict, timeout: float, retries: int, sleep: C
     for attempt in range(1, retries + 2):
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http/https only, checked in config)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 if 200 <= response.status < 300:
                     return {"delivered": True, "attempts": attempt, "error": None}
                 error = f"HTTP {response.status}"
