@@ -4,8 +4,6 @@ store under concurrent commits, failures and Ctrl-C. Real kernels and processes.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,9 +18,9 @@ from mlnb.exceptions import DataError, ParameterError
 from mlnb.params import load_template
 from mlnb.store import DATABASE, STAGING, Store
 
-from .conftest import NOTEBOOKS, ROOT, default_signals
+from .abstract.sweep_backend import CPU, AbstractSweepBackendTests
+from .conftest import NOTEBOOKS
 
-CPU = str(NOTEBOOKS / "cpu_work.ipynb")
 ECHO = NOTEBOOKS / "echo.ipynb"
 
 
@@ -162,36 +160,87 @@ def test_summary_table_is_parameters_by_scraps_and_stores_as_parquet(tmp_path):
     table.to_parquet(tmp_path / "t.parquet")
 
 
+# -- behaviour every backend shares, and what only one backend does -----------------------
+
+
+class TestSequentialBackend(AbstractSweepBackendTests):
+    """``--workers 1``: every run in the command's own process, one after the other."""
+
+    @pytest.fixture
+    def backend(self):
+        return parallel.SequentialBackend()
+
+    @pytest.fixture
+    def workers(self):
+        return "1"
+
+    def test_sequential_sweep_records_every_run_and_the_summary_and_counts_failures(self, tmp_path, cli):
+        store_path = tmp_path / "store"
+        result = cli("sweep", CPU, "--grid", "seed=1,2", "--grid", "fail=false,true", "-p", "cpu_seconds", "0.05",
+                     "--workers", "1", "--store", str(store_path), "--json")
+        assert result.returncode == 1, result.stderr  # two runs failed; their records exist
+        out = _sweep_json(result)
+        sweep_id = out["sweep"]
+        assert (out["n_runs"], out["n_succeeded"], out["n_failed"]) == (4, 2, 2)
+        assert [(r["parameters"]["seed"], r["parameters"]["fail"], r["status"]) for r in out["runs"]] == [
+            (1, False, "succeeded"), (1, True, "failed"), (2, False, "succeeded"), (2, True, "failed")]
+        assert "failed on purpose (seed 1)" in out["runs"][1]["error"]
+        # each run is its own immutable record, tagged with the sweep and naming it as parent
+        store = Store(store_path)
+        children = store.list_runs(parent=sweep_id)
+        assert {c["id"] for c in children} == {r["run_id"] for r in out["runs"]}
+        assert all(c["tags"]["sweep"] == sweep_id for c in children)
+        # the summary is recorded: a run of the sweep template whose id is the sweep id
+        summary = store.get(sweep_id)
+        assert out["summary_run"] == sweep_id and summary.template == "sweep" and summary.succeeded
+        assert summary.scrap("n_failed") == 2 and summary.scrap("n_runs") == 4
+        table = summary.scrap("runs")
+        assert list(table["status"]) == ["succeeded", "failed", "succeeded", "failed"]
+        assert table["scrap.pi_estimate"].between(2.5, 3.8).all()
+        # progress: one plain line per run when stderr is not a terminal, failures counted
+        lines = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
+        assert len(lines) == 4 and lines[-1].startswith("[4/4]") and lines[-1].endswith("(2 failed)")
+        assert cli("runs", "verify", "--store", str(store_path)).returncode == 0
+
+
+class TestLocalClusterBackend(AbstractSweepBackendTests):
+    """``--workers 2``: a Dask LocalCluster of two worker processes on this host."""
+
+    @pytest.fixture
+    def backend(self):
+        with parallel.DaskBackend(n_workers=2) as backend:
+            yield backend
+
+    @pytest.fixture
+    def workers(self):
+        return "2"
+
+    def test_local_cluster_backfill_runs_in_the_workers_and_commits_there(self, tmp_path):
+        batches = tmp_path / "batches"
+        batches.mkdir()
+        for i in range(1, 5):
+            (batches / f"2013-q{i}.csv").write_text("x\n" + "1\n" * i)
+        store_path = tmp_path / "store"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlnb", "sweep", CPU, "--over", "batches/*.csv", "-p", "cpu_seconds", "0.2",
+             "--workers", "2", "--store", str(store_path), "--json"],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        summary = json.loads(out)
+        assert [r["parameters"]["data"] for r in summary["runs"]] == [str(p) for p in sorted(batches.glob("*.csv"))]
+        assert [r["scraps"]["data_lines"] for r in summary["runs"]] == [2, 3, 4, 5]
+        # the notebooks ran in two worker processes, not in the command's own process
+        executors = {r["scraps"]["executor_pid"] for r in summary["runs"]}
+        assert len(executors) == 2 and proc.pid not in executors
+        store = Store(store_path)
+        assert _indexed_ids(store_path) == set(store.run_ids())  # every worker's commit indexed
+        assert store.verify() == []
+        assert list((store_path / STAGING).iterdir()) == []
+
+
 # -- sweeps through the command -----------------------------------------------------------
-
-
-def test_sequential_sweep_records_every_run_and_the_summary_and_counts_failures(tmp_path, cli):
-    store_path = tmp_path / "store"
-    result = cli("sweep", CPU, "--grid", "seed=1,2", "--grid", "fail=false,true", "-p", "cpu_seconds", "0.05",
-                 "--workers", "1", "--store", str(store_path), "--json")
-    assert result.returncode == 1, result.stderr  # two runs failed; their records exist
-    out = _sweep_json(result)
-    sweep_id = out["sweep"]
-    assert (out["n_runs"], out["n_succeeded"], out["n_failed"]) == (4, 2, 2)
-    assert [(r["parameters"]["seed"], r["parameters"]["fail"], r["status"]) for r in out["runs"]] == [
-        (1, False, "succeeded"), (1, True, "failed"), (2, False, "succeeded"), (2, True, "failed")]
-    assert "failed on purpose (seed 1)" in out["runs"][1]["error"]
-    # each run is its own immutable record, tagged with the sweep and naming it as parent
-    store = Store(store_path)
-    children = store.list_runs(parent=sweep_id)
-    assert {c["id"] for c in children} == {r["run_id"] for r in out["runs"]}
-    assert all(c["tags"]["sweep"] == sweep_id for c in children)
-    # the summary is recorded: a run of the sweep template whose id is the sweep id
-    summary = store.get(sweep_id)
-    assert out["summary_run"] == sweep_id and summary.template == "sweep" and summary.succeeded
-    assert summary.scrap("n_failed") == 2 and summary.scrap("n_runs") == 4
-    table = summary.scrap("runs")
-    assert list(table["status"]) == ["succeeded", "failed", "succeeded", "failed"]
-    assert table["scrap.pi_estimate"].between(2.5, 3.8).all()
-    # progress: one plain line per run when stderr is not a terminal, failures counted
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
-    assert len(lines) == 4 and lines[-1].startswith("[4/4]") and lines[-1].endswith("(2 failed)")
-    assert cli("runs", "verify", "--store", str(store_path)).returncode == 0
 
 
 def test_summary_table_is_printed_with_parameters_and_scraps(tmp_path, cli):
@@ -204,25 +253,6 @@ def test_summary_table_is_printed_with_parameters_and_scraps(tmp_path, cli):
     assert len(rows) == 2 and all("succeeded" in r for r in rows)
     assert "2 runs: 2 succeeded, 0 failed" in result.stdout
     assert result.stderr == ""  # --quiet
-
-
-def test_a_run_that_cannot_start_is_counted_and_does_not_stop_the_others(tmp_path, notebooks):
-    import dataclasses
-
-    plan = parallel.plan_sweep(load_template(notebooks / "trivial.ipynb"), Store(tmp_path / "store"),
-                               grid=["x=1,2"])
-    plan.tasks[0] = dataclasses.replace(plan.tasks[0], template=str(tmp_path / "vanished.ipynb"))
-    seen = []
-
-    class Observer(parallel.SweepObserver):
-        def run_done(self, row, done, total, failed):
-            seen.append((done, total, failed))
-
-    result = parallel.run_sweep(plan, parallel.SequentialBackend(), Observer())
-    assert [r["status"] for r in result.rows] == ["error", "succeeded"]
-    assert result.rows[0]["run_id"] is None and "TemplateNotFound" in result.rows[0]["error"]
-    assert result.rows[1]["scraps"] == {"answer": 4}
-    assert result.n_failed == 1 and seen == [(1, 2, 1), (2, 2, 1)]  # done, total, failed
 
 
 @pytest.mark.parametrize(
@@ -243,31 +273,6 @@ def test_bad_usage_exits_2_and_runs_nothing(tmp_path, cli, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "store").exists()
-
-
-def test_local_cluster_backfill_runs_in_the_workers_and_commits_there(tmp_path):
-    batches = tmp_path / "batches"
-    batches.mkdir()
-    for i in range(1, 5):
-        (batches / f"2013-q{i}.csv").write_text("x\n" + "1\n" * i)
-    store_path = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlnb", "sweep", CPU, "--over", "batches/*.csv", "-p", "cpu_seconds", "0.2",
-         "--workers", "2", "--store", str(store_path), "--json"],
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, err
-    summary = json.loads(out)
-    assert [r["parameters"]["data"] for r in summary["runs"]] == [str(p) for p in sorted(batches.glob("*.csv"))]
-    assert [r["scraps"]["data_lines"] for r in summary["runs"]] == [2, 3, 4, 5]
-    # the notebooks ran in two worker processes, not in the command's own process
-    executors = {r["scraps"]["executor_pid"] for r in summary["runs"]}
-    assert len(executors) == 2 and proc.pid not in executors
-    store = Store(store_path)
-    assert _indexed_ids(store_path) == set(store.run_ids())  # every worker's commit indexed
-    assert store.verify() == []
-    assert list((store_path / STAGING).iterdir()) == []
 
 
 # -- an existing Dask cluster: real dask scheduler and dask worker processes --------------
@@ -305,14 +310,18 @@ def dask_cluster(tmp_path_factory):
             client.wait_for_workers(2, timeout=60)  # tests count on both workers being there
         yield address, scheduler_file, {w.pid for w in workers}
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # the workers first, while their scheduler is there to see them leave: a worker whose
+        # scheduler went first waits for it before it exits
+        workers_then_scheduler = [procs[1:], procs[:1]]
+        for group in workers_then_scheduler:
+            for proc in group:
+                proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def test_sweep_on_an_existing_dask_cluster(tmp_path, cli, dask_cluster):
@@ -415,33 +424,4 @@ def test_eight_concurrent_commits_all_land_in_the_store_and_the_index(tmp_path, 
     assert _indexed_ids(store_path) == ids  # written by the commits themselves, none lost
     verify = cli("runs", "verify", "--store", str(store_path))
     assert verify.returncode == 0 and "8 runs checked, 8 intact" in verify.stdout
-    assert list((store_path / STAGING).iterdir()) == []
-
-
-# -- Ctrl-C --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_cancels_pending_runs_and_leaves_no_partial_run(tmp_path, workers):
-    store_path = tmp_path / "store"
-    # a terminal sends SIGINT to the whole foreground process group: do the same
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlnb", "sweep", CPU, "--grid", "seed=1,2,3,4,5,6", "-p", "cpu_seconds", "30",
-         "--workers", workers, "--store", str(store_path)],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=default_signals,
-    )
-    staged = lambda: list((store_path / STAGING).glob("*/notebook.ipynb")) if (store_path / STAGING).is_dir() else []  # noqa: E731
-    deadline = time.monotonic() + 120
-    while not staged() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert staged(), "no run started"
-    time.sleep(1.0)  # inside the working cell
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("mlnb: sweep ")
-    assert "interrupted: 0 of 6 runs recorded" in err
-    assert Store(store_path).run_ids() == []  # no summary, no half run
     assert list((store_path / STAGING).iterdir()) == []
