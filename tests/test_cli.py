@@ -198,3 +198,24 @@ def test_validate_gates_with_exit_codes(cli, tmp_path):
 def test_a_store_url_is_refused_with_the_reason(cli):
     result = cli("runs", "list", "--store", "s3://bucket/runs")
     _one_line_error(result, 2, "store 's3://bucket/runs' is a URL", "atomic rename")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run", "echo", "--timeout", "-1"), ("Invalid value for '--timeout': -1.0 is not in the range x>0. (see '",
+                                          "mlnb run --help')")),
+    (("runs", "lst"), ("No such command 'lst'. Did you mean 'list'? (see '", "mlnb runs --help')")),
+    (("models", "show"), ("Missing argument 'URI'. (see '", "mlnb models show --help')")),
+])
+def test_a_usage_error_is_one_line_saying_where_help_is(cli, tmp_path, args, message):
+    result = cli(*args, "--store", str(tmp_path / "store")) if args[0] != "runs" else cli(*args)
+    _one_line_error(result, 2, *message)
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_database_that_breaks_is_one_line_not_a_traceback(cli, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mlnb.sqlite").write_bytes(b"not a database at all, but long enough to be read" * 20)
+    result = cli("models", "list", "--store", str(store))
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "file is not a database" in result.stderr
