@@ -194,7 +194,8 @@ def test_no_log_is_a_clear_error(tmp_path):
 
 
 def labelled_store(base: Path) -> dict:
-    """:func:`served_store`, plus one ``labels`` run: the true diagnosis of the first 150 requests."""
+    """A copy of :func:`served_store`'s store plus one ``labels`` run: the true diagnosis of the
+    first 150 requests (a copy, so that tests of the served store alone never see these labels)."""
     from mlnb.labels import add_file
 
     info = served_store(base)
@@ -203,12 +204,14 @@ def labelled_store(base: Path) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.is_file():
             return json.loads(done.read_text())
+        store = base / "labelled-store"
+        shutil.copytree(info["store"], store, ignore=shutil.ignore_patterns(".staging"))
         served = pd.DataFrame(info["served"])
         path = base / "outcomes.csv"
         served.iloc[:150][["request_id", "diagnosis"]].to_csv(path, index=False)
-        outcome = add_file(path, info["store"], "cancer")
+        outcome = add_file(path, str(store), "cancer")
         assert outcome.run.succeeded, outcome.run.record["error"]
-        info = {**info, "labels_run": outcome.run.id, "labels_file": str(path)}
+        info = {**info, "store": str(store), "labels_run": outcome.run.id, "labels_file": str(path)}
         done.write_text(json.dumps(info))
         return info
 

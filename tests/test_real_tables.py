@@ -68,11 +68,24 @@ class Outcome:
     decisions: dict
 
 
-# one worker runs all tests of a table, so its three pipeline runs happen once
-@pytest.fixture(scope="module", params=[pytest.param(t, id=t.name, marks=pytest.mark.xdist_group(f"table-{t.name}"))
-                                        for t in TABLES])
+_OUTCOMES: dict[str, Outcome] = {}
+
+
+# The three pipeline runs of a table take about two minutes and must happen once: one
+# worker runs this whole file, and it keeps each table's outcome (pytest sets a parametrized
+# module fixture up again whenever the items of one param are not adjacent).
+pytestmark = pytest.mark.xdist_group("real-tables")
+
+
+@pytest.fixture(scope="module", params=[pytest.param(t, id=t.name) for t in TABLES])
 def pipeline_runs(request, tmp_path_factory) -> Outcome:
     table: Table = request.param
+    if table.name not in _OUTCOMES:
+        _OUTCOMES[table.name] = _run_table(table, tmp_path_factory)
+    return _OUTCOMES[table.name]
+
+
+def _run_table(table: Table, tmp_path_factory) -> Outcome:
     base = tmp_path_factory.mktemp(table.name)
     df = table.frame()
     reference = df.sample(frac=0.5, random_state=0)
