@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import socket
+import threading
 import sqlite3
 import stat
 from datetime import datetime, timezone
@@ -253,7 +254,8 @@ class Store:
         # root ignores permission bits: a real write settles it
         try:
             (self.path / STAGING).mkdir(exist_ok=True)
-            probe = self.path / STAGING / f".probe-{os.getpid()}"
+            # one name per thread: a pipeline's steps check the store at the same moment
+            probe = self.path / STAGING / f".probe-{os.getpid()}-{threading.get_ident()}"
             probe.touch()
             probe.unlink()
         except OSError as exc:
