@@ -5,7 +5,9 @@ Runs a trivial 3-cell template (parameters, compute, one glue) alternately with
 * ``papermill in.ipynb out.ipynb -p x 21``: the bare papermill CLI, as installed;
 * ``papermill`` with the same import fix mlnb applies (see mlnb/_compat.py), the stricter
   baseline: it shows what mlnb itself adds;
-* ``mlnb run``: papermill plus scraps, HTML, hashes, the record and the index.
+* ``mlnb run``: papermill plus scraps, HTML, hashes, the record and the index; its kernel
+  starts (and imports what the template imports) while mlnb prepares the run;
+* ``mlnb run --cold``: the same with the kernel started by papermill, from nothing.
 
 and prints median wall times and ratios. Also times ``mlnb --help`` and ``mlnb runs list``
 over a store of 1,000 records (fresh processes).
@@ -75,6 +77,8 @@ def main() -> None:
         "papermill CLI": [str(BIN / "papermill"), "--no-progress-bar", str(nb), str(work / "out.ipynb"), "-p", "x", "21"],
         "papermill CLI + import fix": [sys.executable, "-c", PAPERMILL_WITH_FIX, "--no-progress-bar", str(nb), str(work / "out2.ipynb"), "-p", "x", "21"],
         "mlnb run": [str(BIN / "mlnb"), "run", str(nb), "-p", "x", "21", "--store", str(work / "store"), "-q"],
+        "mlnb run --cold": [str(BIN / "mlnb"), "run", str(nb), "-p", "x", "21", "--store", str(work / "store"), "-q",
+                            "--cold"],
     }
     for cmd in commands.values():  # warm the file cache and .pyc files
         timed(cmd, work)

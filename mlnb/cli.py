@@ -51,19 +51,33 @@ def main(debug: bool) -> None:
 @store_option
 @timeout_option
 @kernel_option
+@click.option("--cold", is_flag=True,
+              help="Start the kernel when the notebook starts, from nothing (default: start it, and import what "
+                   "the template imports, while mlnb prepares the run).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
-def run(template, pairs, params_file, store_path, timeout, kernel_name, quiet, as_json):
+def run(template, pairs, params_file, store_path, timeout, kernel_name, cold, quiet, as_json):
     """Execute TEMPLATE (a name in templates/ or a path) and record the run."""
     from mlnb import params as params_mod
     from mlnb.execute import find_template, run_template
+    from mlnb.kernels import KernelPool
 
     store = _store(store_path)
     tpl = find_template(template)
-    values = params_mod.from_cli(tpl, pairs, params_file)
-    config, note = _project_config(tpl, values)
-    result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
-                          progress=not quiet and sys.stderr.isatty(), config=config)
+    pool = None if cold else KernelPool(size=1)
+    try:
+        if pool is not None:  # the kernel starts while the parameters are checked and papermill loads
+            pool.warm(tpl, kernel_name=kernel_name)
+        values = params_mod.from_cli(tpl, pairs, params_file)
+        config, note = _project_config(tpl, values)
+        if config is not None and not config.kernels.warm and pool is not None:
+            pool.close()
+            pool = None
+        result = run_template(tpl, values, store, kernel_name=kernel_name, timeout=timeout,
+                              progress=not quiet and sys.stderr.isatty(), config=config, kernels=pool)
+    finally:
+        if pool is not None:
+            pool.close()
     if note:
         click.echo(note, err=True)
     if as_json:
@@ -217,13 +231,16 @@ def runs_verify(run_id, store_path):
 @click.argument("run_id")
 @store_option
 @timeout_option
+@click.option("--cold", is_flag=True, help="Start the kernel from nothing, even if the run's kernel was warm.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def runs_reproduce(run_id, store_path, timeout, quiet):
-    """Re-execute a run with the same template, parameters and inputs; report what differs."""
+def runs_reproduce(run_id, store_path, timeout, cold, quiet):
+    """Re-execute a run with the same template, parameters and inputs, on a kernel prepared
+    as the run's was (warm or cold); report what differs."""
     from mlnb.execute import reproduce
 
     store = _store(store_path)
-    original, new, changed = reproduce(store, run_id, timeout=timeout, progress=not quiet and sys.stderr.isatty())
+    original, new, changed = reproduce(store, run_id, cold=cold, timeout=timeout,
+                                       progress=not quiet and sys.stderr.isatty())
     _print_run_outcome(new)
     click.echo(f"  reproduces {original.id}")
     if changed:
@@ -292,28 +309,37 @@ def pipeline():
               help="Project file (default: ./mlnb.yaml).")
 @click.option("--current", default=None, type=click.Path(dir_okay=False),
               help="Process this batch file (default: the newest unseen batch of data.current).")
+@click.option("--backfill", default=None, metavar="GLOB",
+              help="Process every unseen batch matching GLOB, oldest name first, each a pipeline run of "
+                   "its own; exits with the code of the worst outcome.")
 @store_option_with(help="Run store (default: $MLNB_STORE, else 'store:' of the config).")
 @click.option("--force", is_flag=True, help="Process the batch even if it was processed before.")
+@click.option("--cold", is_flag=True,
+              help="Start every step's kernel from nothing instead of a warm one (also: kernels.warm: false).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def pipeline_run(config_path, current, store_path, force, quiet):
+def pipeline_run(config_path, current, backfill, store_path, force, cold, quiet):
     """Validate the newest batch, check drift and performance, retrain and promote when needed."""
-    from mlnb.pipeline import OUTCOME_EXIT
-
-    decision, record = _run_pipeline(config_path, current, store_path, force, quiet)
-    sys.exit(OUTCOME_EXIT[decision.outcome])
-
-
-def _run_pipeline(config_path, current, store_path, force, quiet):
     from mlnb.config import load_config
-    from mlnb.pipeline import run_pipeline
+    from mlnb.exceptions import ParameterError
+    from mlnb.pipeline import OUTCOME_EXIT, run_pipeline
     from mlnb.store import Store
 
+    if current and backfill:
+        raise ParameterError("give --current or --backfill, not both")
     config = load_config(config_path)
     store = Store(store_path) if store_path else None
-    decision, record = run_pipeline(config, store, current=current, force=force,
+    if backfill:
+        from mlnb.pipeline.backfill import run_backfill
+
+        done = run_backfill(config, backfill, store, force=force, cold=cold, progress=not quiet and sys.stderr.isatty(),
+                            echo=click.echo, each=lambda path, decision, record: _print_decision(decision, record))
+        left = f"; {len(done.seen)} processed before, left alone" if done.seen else ""
+        click.echo(f"backfill: {len(done.done)} batch(es) processed{left}; worst outcome: {done.worst}")
+        sys.exit(done.exit_code)
+    decision, record = run_pipeline(config, store, current=current, force=force, cold=cold,
                                     progress=not quiet and sys.stderr.isatty(), echo=click.echo)
     _print_decision(decision, record)
-    return decision, record
+    sys.exit(OUTCOME_EXIT[decision.outcome])
 
 
 def _print_decision(decision, record) -> None:
@@ -328,13 +354,14 @@ def _print_decision(decision, record) -> None:
 @click.option("--config", "config_path", default="mlnb.yaml", type=click.Path(dir_okay=False))
 @click.option("--batches", default=",".join(DEMO_BATCHES), show_default=True,
               help="Example batches to feed the pipeline, in order (names in data/batches/).")
-def demo(config_path, batches):
+@click.option("--cold", is_flag=True, help="Start every kernel from nothing instead of a warm one.")
+def demo(config_path, batches, cold):
     """Run the retraining pipeline on the bundled weather data, batch after batch."""
     from mlnb.config import load_config
     from mlnb.project import run_demo
 
     names = [b.strip() for b in batches.split(",") if b.strip()]
-    done = run_demo(load_config(config_path), names, echo=click.echo,
+    done = run_demo(load_config(config_path), names, echo=click.echo, cold=cold,
                     each=lambda name, decision, record: _print_decision(decision, record))
     click.echo("\nRendered notebooks (open in a browser):")
     for name, decision, record in done:

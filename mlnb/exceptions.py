@@ -156,6 +156,11 @@ class Interrupted(MlnbError, KeyboardInterrupt):
     exit_code = EXIT_INTERRUPTED
 
 
+class RunDiscarded(MlnbError):
+    """A run its caller decided not to keep once it had executed (a pipeline step started
+    ahead of a validation that then rejected the batch); nothing was written."""
+
+
 class SweepInterrupted(Interrupted):
     """A sweep stopped by Ctrl-C or SIGTERM: pending runs cancelled, committed ones kept.
 

@@ -24,12 +24,13 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlnb import _compat  # noqa: F401  (fast jsonschema import, before papermill)
+from mlnb import kernels as kernels_mod
 from mlnb import params as params_mod
 from mlnb import records
-from mlnb.exceptions import Interrupted
+from mlnb.exceptions import Interrupted, RunDiscarded
 from mlnb.params import Template
 from mlnb.store import RUN_ID, Run, Store, as_store, new_run_id
 
@@ -37,6 +38,9 @@ from mlnb.store import RUN_ID, Run, Store, as_store, new_run_id
 from mlnb.catalog import TEMPLATES_DIR, available_templates, find_template  # noqa: F401
 from mlnb.catalog import shipped_templates, template_dirs  # noqa: F401
 from mlnb.inputs import INPUT_KINDS, PATH_KINDS, prepare_parameters, project_defaults  # noqa: F401
+
+if TYPE_CHECKING:
+    from mlnb.kernels import KernelPool
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +258,8 @@ def run_template(
     paths_relative_to: str | os.PathLike | None = None,
     run_id: str | None = None,
     config: Any = None,
+    kernels: KernelPool | None = None,
+    before_commit: Callable[[], bool] | None = None,
 ) -> Run:
     """Execute a template and commit its run record; return the committed run.
 
@@ -277,10 +283,15 @@ def run_template(
             names its children's parent before it records itself).
         config: the project's :class:`mlnb.config.Config`; parameters the template maps to
             its keys default to the project's values (see :func:`project_defaults`).
+        kernels: a :class:`mlnb.kernels.KernelPool` to take a warm kernel from (default: a
+            kernel started from nothing); the record says which.
+        before_commit: asked once the notebook ran; when it returns False the run is
+            discarded instead of committed (:class:`mlnb.exceptions.RunDiscarded`).
 
     Raises:
         TemplateNotFound, TemplateError, ParameterError, StoreError: before anything runs.
         Interrupted: on Ctrl-C or SIGTERM, after removing the staged run.
+        RunDiscarded: ``before_commit`` said no; nothing was written.
     """
     tpl = template if isinstance(template, Template) else find_template(template)
     store = as_store(store)
@@ -311,8 +322,14 @@ def run_template(
                 artifacts = staged / records.ARTIFACTS_DIR
                 injected = {**final, "run_id": run_id, "artifacts_dir": str(artifacts)}
                 exc: BaseException | None = None
+                preparation = kernels_mod.cold()
                 for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
                     exc = None
+                    lease = kernels.acquire(tpl, kernel) if kernels is not None else None
+                    # never papermill's cwd=, which changes this process's directory (and every
+                    # thread's): a warm kernel started there, a cold one is started there by nbclient
+                    where = {"km": lease.km} if lease else {"resources": {"metadata": {"path": str(tpl.path.parent)}}}
+                    preparation = lease.preparation if lease else kernels_mod.cold()
                     try:
                         pm.execute_notebook(
                             str(tpl.path),
@@ -322,16 +339,17 @@ def run_template(
                             progress_bar=progress,
                             log_output=False,
                             execution_timeout=timeout,
-                            cwd=str(tpl.path.parent),
                             request_save_on_cell_execute=True,  # a notebook even if the kernel dies
-                            # the kernel's own log (transport warnings, shutdown noise) is not the
-                            # user's business; cell output still reaches the notebook
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                            extra_arguments=list(kernels_mod.KERNEL_ARGUMENTS),
+                            **where,
                         )
                     except KeyboardInterrupt:
                         raise
                     except Exception as e:  # every failure of the notebook is recorded
                         exc = e
+                    finally:
+                        if lease is not None:
+                            lease.shutdown()
                     if not (_died_at_start(exc) and attempt < KERNEL_START_ATTEMPTS):
                         break
                     log.warning("kernel %s died while starting (attempt %d); starting another", kernel, attempt)
@@ -368,19 +386,23 @@ def run_template(
                     "started": _iso(started),
                     "finished": _iso(finished),
                     "duration_s": round(time.perf_counter() - t0, 3),
-                    "environment": environment.result(),
+                    "environment": {**environment.result(), "kernel_preparation": preparation},
                     "git": git.result(),
                     "parent": parent,
                     "tags": dict(tags or {}),
                     "reproduces": reproduces,
                 }
+                if before_commit is not None and not before_commit():
+                    raise RunDiscarded(f"run {run_id} of {tpl.name} discarded before its commit")
                 return store.commit(staged, records.seal(record))
         except KeyboardInterrupt as exc:
             raise Interrupted(f"run {run_id} interrupted; nothing was written") from exc
 
 
-def reproduce(store: Store, run_id: str, **options) -> tuple[Run, Run, list[str]]:
-    """Re-execute a run with the identical template content, parameters and inputs.
+def reproduce(store: Store, run_id: str, cold: bool = False, **options) -> tuple[Run, Run, list[str]]:
+    """Re-execute a run with the identical template content, parameters and inputs, on a
+    kernel prepared as the record says (warm with the same modules preloaded, or cold);
+    ``cold`` starts it from nothing whatever the record says.
 
     Returns:
         ``(original, new_run, changed_scraps)``: the names of scraps whose values differ.
@@ -410,10 +432,16 @@ def reproduce(store: Store, run_id: str, **options) -> tuple[Run, Run, list[str]
                 f"cannot reproduce {original.id}: input {inp['path']!r} (parameter "
                 f"{inp['parameter']!r}) changed since the run"
             )
-    new = run_template(
-        tpl, rec["parameters"], store, kernel_name=rec["environment"]["kernel"],
-        reproduces=original.id, parent=rec.get("parent"), tags=rec.get("tags"), **options,
-    )
+    preparation = rec["environment"].get("kernel_preparation") or kernels_mod.cold()
+    pool = None if cold or preparation["mode"] == "cold" else kernels_mod.KernelPool(preparation["preloaded"], size=1)
+    try:
+        new = run_template(
+            tpl, rec["parameters"], store, kernel_name=rec["environment"]["kernel"],
+            reproduces=original.id, parent=rec.get("parent"), tags=rec.get("tags"), kernels=pool, **options,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
     return original, new, changed_scraps(original, new)
 
 

@@ -245,7 +245,7 @@ def config_for(df, target: str, reference: str, name: str) -> str:
 DEMO_BATCHES = ("2013-q1", "2013-q2", "2013-q3")
 
 
-def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None) -> list:
+def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None, cold=False) -> list:
     """Run the pipeline of ``config`` on each named batch of its ``data.current`` folder.
 
     Args:
@@ -253,6 +253,7 @@ def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None) -> 
         batches: batch names (files ``<name>.csv`` beside ``data.current``), in order.
         echo: told a header line per batch and what the pipeline says while it runs.
         each: called with ``(name, decision, record)`` after each batch.
+        cold: start every kernel from nothing (else the batches share one pool of warm kernels).
 
     Returns:
         ``[(name, decision, record), ...]``.
@@ -260,6 +261,7 @@ def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None) -> 
     Raises:
         DataError: a named batch does not exist (before any batch runs).
     """
+    from mlnb.kernels import KernelPool
     from mlnb.pipeline import run_pipeline
 
     folder = config.path(config.data.current).parent
@@ -269,11 +271,16 @@ def run_demo(config, batches=DEMO_BATCHES, store=None, echo=None, each=None) -> 
         known = ", ".join(sorted(p.stem for p in folder.glob("*.csv"))) or "none"
         raise DataError(f"batches {', '.join(missing)}: no such batch in {folder}; batches: {known}")
     done = []
-    for name, path in paths:
-        if echo:
-            echo(f"\n== batch {name} arrives")
-        decision, record = run_pipeline(config, store, current=str(path), echo=echo)
-        if each:
-            each(name, decision, record)
-        done.append((name, decision, record))
+    pool = KernelPool.for_config(config, cold=cold)
+    try:
+        for name, path in paths:
+            if echo:
+                echo(f"\n== batch {name} arrives")
+            decision, record = run_pipeline(config, store, current=str(path), echo=echo, kernels=pool, cold=cold)
+            if each:
+                each(name, decision, record)
+            done.append((name, decision, record))
+    finally:
+        if pool is not None:
+            pool.close()
     return done

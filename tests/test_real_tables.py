@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from mlnb.config import load_config
-from mlnb.pipeline import run_pipeline
+from mlnb.pipeline import OUTCOME_EXIT
+from mlnb.pipeline.backfill import run_backfill
 from mlnb.project import init_project
 from mlnb.registry import Registry
 from mlnb.store import Store
@@ -98,14 +99,17 @@ def _run_table(table: Table, tmp_path_factory) -> Outcome:
     }
     root = base / "project"
     init_project(root, data=base / "reference.csv", target=table.target)
-    for name, batch in batches.items():
-        batch.to_csv(root / "data" / "batches" / f"{name}.csv", index=False)
+    files = {}
+    for i, (name, batch) in enumerate(batches.items(), start=1):
+        files[name] = root / "data" / "batches" / f"{i}-{name}.csv"  # the names give the order
+        batch.to_csv(files[name], index=False)
     config = load_config(root / "mlnb.yaml")
-    decisions = {}
-    for name in batches:
-        decision, record = run_pipeline(config, current=str(root / "data" / "batches" / f"{name}.csv"))
-        assert record.succeeded, record.record["error"]
-        decisions[name] = decision
+    # one backfill runs the three batches in name order, as three pipeline runs
+    done = run_backfill(config, str(root / "data" / "batches" / "*.csv"))
+    assert [path for path, _, _ in done.done] == list(files.values()) and not done.seen
+    assert all(record.succeeded for _, _, record in done.done), [r.record["error"] for _, _, r in done.done]
+    assert done.worst == "rejected" and done.exit_code == OUTCOME_EXIT["rejected"]
+    decisions = {name: decision for name, (_, decision, _) in zip(files, done.done)}
     return Outcome(table, root, decisions)
 
 
@@ -168,3 +172,20 @@ def test_broken_batch_is_rejected_naming_the_column(pipeline_runs):
     assert decision.outcome == "rejected"
     assert f"{column} column_present" in decision.reasons[-1]
     assert set(decision.children) == {"validate"}
+    # drift and scoring ran beside validation and were discarded, not committed
+    store = Store(pipeline_runs.root / "runs")
+    parent = store.get(decision.children["validate"]).record["parent"]
+    assert [r["id"] for r in store.list_runs(parent=parent)] == [decision.children["validate"]]
+    assert not any((store.path / ".staging").iterdir())
+
+
+def test_a_second_backfill_processes_nothing_and_every_run_had_a_warm_kernel(pipeline_runs):
+    config = load_config(pipeline_runs.root / "mlnb.yaml")
+    store = Store(pipeline_runs.root / "runs")
+    before = store.run_ids()
+    again = run_backfill(config, str(pipeline_runs.root / "data" / "batches" / "*.csv"))
+    assert again.done == [] and len(again.seen) == 3 and again.worst == "skipped"
+    assert store.run_ids() == before
+    preparations = [store.get(run_id).record["environment"]["kernel_preparation"] for run_id in before]
+    assert {p["mode"] for p in preparations} == {"warm"}
+    assert all(p["preloaded"] for p in preparations)

@@ -150,10 +150,26 @@ class AlertsConfig(_Section):
         return v
 
 
+class KernelsConfig(_Section):
+    """How commands that run several notebooks prepare kernels (see :mod:`mlnb.kernels`)."""
+
+    warm: bool = True  # false: every run's kernel starts from nothing, as with --cold
+    preload: list[str] | None = None  # None: mlnb.kernels.DEFAULT_PRELOAD
+    pool_size: int | None = Field(None, ge=1, description="kernels held ready (default: the cores)")
+
+    @field_validator("preload")
+    @classmethod
+    def _modules(cls, v: list[str] | None) -> list[str] | None:
+        bad = [m for m in v or [] if not all(part.isidentifier() for part in m.split("."))]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a module name (dotted identifiers, such as sklearn.ensemble)")
+        return v
+
+
 #: Keys whose values are paths, relative to the directory of ``mlnb.yaml``.
 PATH_KEYS = ("data.reference", "data.current", "validation.schema", "store")
 #: Keys that do not change what the pipeline decides on a batch (left out of its fingerprint).
-_NOT_DECIDING = ("alerts", "store")
+_NOT_DECIDING = ("alerts", "store", "kernels")
 
 
 class Config(_Section):
@@ -167,6 +183,7 @@ class Config(_Section):
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    kernels: KernelsConfig = Field(default_factory=KernelsConfig)
     store: str = "runs"
     root: Path = Field(default=Path("."), exclude=True)
 

@@ -7,20 +7,23 @@ The pipeline run itself is the record of the ``pipeline`` template, which shows 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from mlnb import records
-from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError, PipelineStepFailed
+from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError, PipelineStepFailed, RunDiscarded
 from mlnb.pipeline.alerts import send_webhook
 from mlnb.pipeline.data import batches, check_columns, check_estimator, processed_batches, split_batch, write_dataset
 from mlnb.pipeline.decisions import Decision, Trigger, evaluate_triggers, promotion_decision
+from mlnb.execute import sigterm_as_interrupt
 from mlnb.store import Run, Store, new_run_id
 
 if TYPE_CHECKING:
     from mlnb.config import Config
+    from mlnb.kernels import KernelPool
 
 #: Below this many rows, the holdout that compares challenger and champion is called small.
 SMALL_HOLDOUT = 30
@@ -29,12 +32,15 @@ SMALL_HOLDOUT = 30
 class _Pipeline:
     """One pipeline run: child runs, the registry, the decision. Not reused."""
 
-    def __init__(self, config: Config, store: Store, now: datetime, progress: bool, echo: Callable[[str], None]):
+    def __init__(self, config: Config, store: Store, now: datetime, progress: bool, echo: Callable[[str], None],
+                 kernels: KernelPool | None = None):
         self.config = config
         self.store = store
         self.now = now
         self.progress = progress
         self.echo = echo
+        self.kernels = kernels
+        self.stopping = threading.Event()  # set on Ctrl-C: steps still running discard their runs
         self.id = new_run_id("pipeline", now=datetime.now(timezone.utc))
         self.decision = Decision(model=config.model.name)
         self.unreadable: str | None = None  # why the batch cannot be read, when it cannot
@@ -45,23 +51,88 @@ class _Pipeline:
         return find_template(name, start=self.config.root)
 
     def child(self, step: str, template: str, parameters: dict) -> Run:
+        run = self.execute(step, template, parameters)
+        self.note(step, run)
+        return run
+
+    def execute(self, step: str, template: str, parameters: dict, keep: Callable[[], bool] | None = None) -> Run:
+        """Run one step's template; ``keep`` decides, once it ran, whether it is committed."""
         from mlnb.execute import run_template
 
+        def committing() -> bool:
+            return not self.stopping.is_set() and (keep is None or keep())
+
         try:
-            run = run_template(self.template(template), parameters, self.store, parent=self.id,
-                               progress=self.progress, paths_relative_to=self.config.root,
-                               tags={"pipeline_step": step}, config=self.config)
-        except Interrupted:
+            return run_template(self.template(template), parameters, self.store, parent=self.id,
+                                progress=self.progress, paths_relative_to=self.config.root,
+                                tags={"pipeline_step": step}, config=self.config, kernels=self.kernels,
+                                before_commit=committing)
+        except (Interrupted, RunDiscarded):
             raise
         except MlnbError as exc:  # checked before the first step; what the data brings later is a step failure
             raise PipelineStepFailed(f"step {step} could not start: {exc}") from exc
+
+    def warm(self, *templates: str) -> None:
+        """Start kernels for the steps that come next while this one runs."""
+        if self.kernels is not None:
+            for name in templates:
+                self.kernels.warm(self.template(name))
+
+    def note(self, step: str, run: Run) -> None:
         self.decision.children[step] = run.id
         self.echo(f"  {step:<20} {run.status:<9} {run.id}")
-        return run
 
-    def evaluate(self, step: str, version: int, data: Path) -> dict | None:
-        """Score a registered version on ``data`` with the ``evaluate`` template; its metrics."""
-        run = self.child(step, "evaluate", self.evaluate_parameters(version, data))
+    def together(self, steps: list[tuple[str, str, dict]], first_decides: bool = False) -> dict[str, Run]:
+        """Run independent steps at once, each on its own kernel; their runs, noted in the
+        order given (whatever order they finish in). With ``first_decides``, the other
+        steps are committed only if the first one's run succeeded, else discarded and left out."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="mlnb-step")
+        (step, template, parameters), *rest = steps
+        first = pool.submit(self.execute, step, template, parameters)
+
+        def first_succeeded() -> bool:
+            try:
+                return first.result().succeeded
+            except BaseException:  # the first step could not run: nothing after it is kept
+                return False
+
+        futures = {step: first}
+        for step, template, parameters in rest:
+            futures[step] = pool.submit(self.execute, step, template, parameters,
+                                        first_succeeded if first_decides else None)
+        interrupted = None
+        with sigterm_as_interrupt():
+            try:
+                pool.shutdown(wait=True)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+                self.stopping.set()  # the steps still running discard their runs when they end
+                pool.shutdown(wait=True, cancel_futures=True)
+        runs: dict[str, Run] = {}
+        failure: BaseException | None = None
+        # steps the first one's failure makes moot do not fail the pipeline either (a batch
+        # that lacks a column is rejected by validation; scoring it cannot even start)
+        moot = first_decides and not first_succeeded()
+        for step, future in futures.items():
+            try:
+                runs[step] = future.result()
+            except (RunDiscarded, Interrupted):
+                continue
+            except BaseException as exc:  # raised below, once every committed run is noted
+                if not (moot and future is not first):
+                    failure = failure or exc
+                continue
+            self.note(step, runs[step])
+        if interrupted is not None:
+            raise Interrupted(f"pipeline {self.id} interrupted") from interrupted
+        if failure is not None:
+            raise failure
+        return runs
+
+    def metrics(self, step: str, run: Run) -> dict | None:
+        """The metrics of an ``evaluate`` step's run (a failed run fails the pipeline)."""
         if not run.succeeded:
             self.fail(step, run)
         return run.record["scraps"].get("metrics")
@@ -86,18 +157,16 @@ class _Pipeline:
         return {"model": f"{cfg.model.name}@{cfg.promotion.alias}", "chunk": ep.chunk, "min_rows": ep.min_rows,
                 "metric": ep.metric, "store": str(self.store.path), "demo": False}
 
-    def estimated_performance(self, production: dict) -> Trigger:
-        """Estimate the production model's performance from its prediction log (a monitor
-        run), and whether it is past the configured limit."""
+    def estimated_performance(self, run: Run | None) -> Trigger:
+        """Whether the production model's performance, estimated from its prediction log by
+        the ``monitor`` step's run (None: there is no log), is past the configured limit."""
         from mlnb.monitor import estimated_performance_trigger
 
         ep = self.config.triggers.estimated_performance
         limit = ep.min if ep.min is not None else ep.max
-        parameters = self.monitor_parameters()
-        if parameters is None:
+        if run is None:
             return Trigger("estimated_performance", False, None, limit,
                            f"no prediction log of {self.config.model.name}: estimated {ep.metric} not measured")
-        run = self.child("monitor", "monitor", parameters)
         if not run.succeeded:
             self.fail("monitor", run)
         result = estimated_performance_trigger(run, ep.metric, minimum=ep.min, maximum=ep.max)
@@ -219,7 +288,21 @@ class _Pipeline:
             self.decision.reasons.append(f"data rejected: {self.unreadable}")
             self.alert("data_rejected", f"{cfg.model.name}: batch {batch.name}: {self.unreadable}")
             return self.decision
-        v = self.child("validate", "validate", {"data": str(batch)})
+        from mlnb.data import read_table
+
+        frame = read_table(batch)
+        labelled = cfg.model.target in frame.columns and frame[cfg.model.target].notna().any()
+        # validation, drift, and what the production model does on the batch do not depend on
+        # each other: they run at once, and what follows validation is kept only when it
+        # accepts the batch (a rejected batch has its validation run alone, as in sequence)
+        steps = [("validate", "validate", {"data": str(batch)}), ("drift", "drift", {"current": str(batch)})]
+        if production is not None and labelled:
+            steps.append(("evaluate_production", "evaluate", self.evaluate_parameters(production["version"], batch)))
+        monitor = self.monitor_parameters() if self.monitored(production) else None
+        if monitor is not None:
+            steps.append(("monitor", "monitor", monitor))
+        runs = self.together(steps, first_decides=True)
+        v = runs["validate"]
         scraps = v.record["scraps"]
         validation_passed = v.succeeded and scraps.get("passed") is not False
         if not v.succeeded:
@@ -238,23 +321,19 @@ class _Pipeline:
             self.decision.reasons.append(f"validation warnings (expectations, not rejected): {text}")
             self.alert("data_warnings", f"{cfg.model.name}: batch {batch.name} accepted with warnings: {text}")
 
-        d = self.child("drift", "drift", {"current": str(batch)})
+        d = runs["drift"]
         if not d.succeeded:
             self.fail("drift", d)
 
         alias = cfg.promotion.alias
         current_metrics = None
-        from mlnb.data import read_table
-
-        frame = read_table(batch)
-        labelled = cfg.model.target in frame.columns and frame[cfg.model.target].notna().any()
-        if production is not None and labelled:
-            current_metrics = self.evaluate("evaluate_production", production["version"], batch)
+        if "evaluate_production" in runs:
+            current_metrics = self.metrics("evaluate_production", runs["evaluate_production"])
         if production is not None:
             self.decision.champion = {"version": production["version"], "metrics_at_training": production.get("metrics"),
                                       "metrics_on_batch": current_metrics}
 
-        estimate = self.estimated_performance(production) if self.monitored(production) else None
+        estimate = self.estimated_performance(runs.get("monitor")) if self.monitored(production) else None
         triggers = evaluate_triggers(cfg, drift=d.record["scraps"], production=production,
                                      current_metrics=current_metrics, now=self.now, estimate=estimate)
         self.decision.triggers = [asdict(t) for t in triggers]
@@ -292,16 +371,22 @@ class _Pipeline:
             f"{len(train_part)} rows of this batch); {len(holdout)} newest rows held out"
             + (" (a small holdout: the comparison below is noisy)" if len(holdout) < SMALL_HOLDOUT else "")
         )
+        self.warm(*["evaluate"] * (1 if production is None else 2))  # while training runs
         t = self.child("train", "train", {"data": str(train_path)})
         if not t.succeeded:
             self.fail("train", t)
         new = registry.register(t.id, cfg.model.name, caused_by=self.id).version
         self.decision.registry_changes.append({"action": "register", "model": cfg.model.name, "version": new, "run": t.id})
 
-        challenger_metrics = self.evaluate("evaluate_challenger", new, holdout_path) or {}
+        compared = [("evaluate_challenger", "evaluate", self.evaluate_parameters(new, holdout_path))]
+        if production is not None:
+            compared.append(("evaluate_champion", "evaluate", self.evaluate_parameters(production["version"], holdout_path)))
+        self.warm("pipeline")  # the record, while the two are scored
+        scored = self.together(compared)
+        challenger_metrics = self.metrics("evaluate_challenger", scored["evaluate_challenger"]) or {}
         champion_metrics = None
         if production is not None:
-            champion_metrics = self.evaluate("evaluate_champion", production["version"], holdout_path)
+            champion_metrics = self.metrics("evaluate_champion", scored["evaluate_champion"])
         self.decision.challenger = {"version": new, "metrics_on_holdout": challenger_metrics}
         if self.decision.champion is not None:
             self.decision.champion["metrics_on_holdout"] = champion_metrics
@@ -347,6 +432,7 @@ class _Pipeline:
             tpl,
             {"decision": self.decision.to_dict(), "store": str(self.store.path.resolve()), "fail_on_error": failed},
             self.store, run_id=self.id, progress=self.progress, paths_relative_to=self.config.root,
+            kernels=self.kernels,
         )
 
 
@@ -359,6 +445,8 @@ def run_pipeline(
     force: bool = False,
     progress: bool = False,
     echo: Callable[..., None] | None = None,
+    kernels: KernelPool | None = None,
+    cold: bool = False,
 ) -> tuple[Decision, Run]:
     """Run the retraining pipeline once and record it.
 
@@ -369,13 +457,33 @@ def run_pipeline(
         now: the clock for the schedule trigger (default: now, UTC).
         force: process a batch even if an earlier pipeline run processed it.
         echo: receives progress lines (``echo(text, err=False)``).
+        kernels: the warm kernels to run the steps on (a backfill shares one pool over its
+            batches); by default a pool as ``mlnb.yaml``'s ``kernels`` section says, for this run.
+        cold: every step's kernel starts from nothing (``--cold``); ``kernels`` is then ignored.
 
     Returns:
         The decision and the pipeline's own run record. The exit code for the outcome is
         ``OUTCOME_EXIT[decision.outcome]``.
     """
+    from mlnb.kernels import KernelPool
+
+    own = None
+    if cold:
+        kernels = None
+    elif kernels is None:
+        kernels = own = KernelPool.for_config(config)
+    try:
+        return _run_once(config, store, current, now, force, progress, echo, kernels)
+    finally:
+        if own is not None:
+            own.close()
+
+
+def _run_once(config, store, current, now, force, progress, echo, kernels) -> tuple[Decision, Run]:
     store = store or Store(config.path(config.store))
-    pipe = _Pipeline(config, store, now or datetime.now(timezone.utc), progress, echo or (lambda *a, **k: None))
+    pipe = _Pipeline(config, store, now or datetime.now(timezone.utc), progress, echo or (lambda *a, **k: None),
+                     kernels)
+    pipe.warm("validate", "drift")
     try:
         pipe.run(current, force)
     except PipelineStepFailed as exc:

@@ -1,0 +1,342 @@
+"""Warm kernels: a small pool of pre-started Jupyter kernels with the heavy imports done.
+
+Commands that run several notebooks (a pipeline run, a backfill, the demo, a sweep on this
+machine) take each run's kernel from a :class:`KernelPool`: started, and with ``pandas``,
+``scikit-learn``, … already imported, while the previous run executed. A kernel serves
+exactly one notebook and is then shut down, so no run's state ever reaches another; what
+a warm kernel has beyond a fresh one is modules in ``sys.modules``, never a name in the
+notebook's namespace.
+
+The kernels are jupyter_client ``KernelManager`` objects, handed to papermill's nbclient
+engine as ``km=``: nbclient executes on a kernel it is given as on one it started.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+import functools
+import json
+import logging
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Modules every warm kernel imports besides its template's own imports (``mlnb.yaml``:
+#: ``kernels.preload``). A warm kernel imports what its template's code cells import, so it
+#: does the work a fresh kernel would do, only earlier.
+DEFAULT_PRELOAD: tuple[str, ...] = ()
+
+#: Arguments every kernel mlnb starts gets (the kernel's own log is not the user's business).
+KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=CRITICAL",)
+
+#: Seconds a kernel may take to start, and then to import the preload list.
+START_TIMEOUT = 60
+PRELOAD_TIMEOUT = 300
+
+# Runs inside the kernel, silently (no history, no execution count): every name it binds is
+# removed again, so the notebook's namespace is a fresh kernel's. ``optional`` holds the
+# ``X.Y`` of ``from X import Y``, imported only when ``Y`` is a module.
+_PRELOAD_CODE = """\
+def _mlnb_preload(names, optional):
+    import importlib
+    import importlib.util
+    failed = {{}}
+    done = []
+    for name in names + optional:
+        try:
+            if name in optional and importlib.util.find_spec(name) is None:
+                continue
+            importlib.import_module(name)
+            done.append(name)
+        except Exception as exc:
+            if name not in optional:
+                failed[name] = (type(exc).__name__ + ": " + str(exc)).splitlines()[0][:200]
+    return {{"done": done, "failed": failed}}
+_mlnb_preload_result = _mlnb_preload({names!r}, {optional!r})
+del _mlnb_preload
+"""
+_RESULT_NAME = "_mlnb_preload_result"
+
+
+def template_imports(path: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The modules a notebook's code cells import at their top level: ``(modules, maybe)``,
+    where ``maybe`` holds ``X.Y`` for each ``from X import Y`` (a module or a name)."""
+    stat = os.stat(path)
+    return _template_imports(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _template_imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    modules: dict[str, None] = {}
+    maybe: dict[str, None] = {}
+    with open(path, encoding="utf-8") as f:
+        nb = json.load(f)
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        try:
+            tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+        except SyntaxError:  # a cell that does not parse imports nothing here; the run will say why
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                modules.update((alias.name, None) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level and node.module != "__future__":
+                modules[node.module] = None
+                maybe.update((f"{node.module}.{alias.name}", None) for alias in node.names if alias.name != "*")
+    return tuple(modules), tuple(m for m in maybe if m not in modules)
+
+
+def cold() -> dict:
+    """The ``kernel_preparation`` of a run whose kernel started from nothing."""
+    return {"mode": "cold", "preloaded": []}
+
+
+def _kernel_manager_class():
+    from jupyter_client import KernelManager
+
+    class PooledKernelManager(KernelManager):
+        """A kernel manager that remembers the clients made for it (nbclient makes one and,
+        not owning the kernel, leaves it open), so that shutting down closes them too."""
+
+        def client(self, **kwargs: Any):
+            kc = super().client(**kwargs)
+            self.__dict__.setdefault("_mlnb_clients", []).append(kc)
+            return kc
+
+        def close_clients(self) -> None:
+            for kc in self.__dict__.pop("_mlnb_clients", []):
+                kc.stop_channels()
+
+    return PooledKernelManager
+
+
+@dataclass
+class WarmKernel:
+    """One started kernel, for one notebook. ``preloaded`` is what it imported."""
+
+    km: Any
+    kernel_name: str
+    cwd: str
+    preloaded: list[str]
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def preparation(self) -> dict:
+        """What the run record says about this kernel (``environment.kernel_preparation``)."""
+        return {"mode": "warm", "preloaded": list(self.preloaded)}
+
+    def alive(self) -> bool:
+        try:
+            return bool(self.km.is_alive())
+        except Exception:  # a kernel whose manager cannot tell is not one to hand out
+            return False
+
+    def shutdown(self) -> None:
+        """Stop the kernel and close every client of it; never raises."""
+        try:
+            self.km.close_clients()
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=True)
+        except Exception as exc:  # the run is over; a kernel that will not stop is logged, not fatal
+            log.warning("could not shut down kernel %s: %s", self.kernel_name, exc)
+        finally:
+            self.km.cleanup_resources()
+
+
+def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[str, ...] = (),
+                      optional: tuple[str, ...] = ()) -> WarmKernel:
+    """Start a kernel in ``cwd`` and import ``preload`` (and each of ``optional`` that is a
+    module) in it, silently.
+
+    A module that does not import is left out (``failed`` says why); the kernel is used
+    without it.
+
+    Raises:
+        RuntimeError: the kernel died while starting or warming (it is shut down).
+    """
+    km = _kernel_manager_class()(kernel_name=kernel_name)
+    args = list(KERNEL_ARGUMENTS)
+    if getattr(km, "ipykernel", False):
+        args.append("--HistoryManager.hist_file=:memory:")  # as nbclient starts its kernels
+    km.start_kernel(extra_arguments=args, cwd=str(cwd))
+    kernel = WarmKernel(km=km, kernel_name=kernel_name, cwd=str(cwd), preloaded=[])
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=START_TIMEOUT)
+        result = {"done": [], "failed": {}}
+        if preload or optional:
+            quiet = {"silent": True, "store_history": False, "output_hook": lambda msg: None}
+            reply = kc.execute_interactive(
+                _PRELOAD_CODE.format(names=list(preload), optional=list(optional)),
+                user_expressions={"result": _RESULT_NAME}, timeout=PRELOAD_TIMEOUT, **quiet,
+            )
+            content = reply["content"]
+            if content.get("status") != "ok":
+                raise RuntimeError(f"preloading failed: {content.get('ename')}: {content.get('evalue')}")
+            shown = content["user_expressions"]["result"]
+            if shown.get("status") == "ok":
+                result = ast.literal_eval(shown["data"]["text/plain"])
+            kc.execute_interactive(f"del {_RESULT_NAME}", timeout=START_TIMEOUT, **quiet)
+        km.close_clients()
+    except BaseException:
+        kernel.shutdown()
+        raise
+    kernel.preloaded = list(result["done"])
+    kernel.failed = dict(result["failed"])
+    return kernel
+
+
+class KernelPool:
+    """Pre-started kernels, each warmed for one template and handed out once.
+
+    :meth:`warm` starts kernels for a template ahead of its run (its kernel, its directory,
+    its imports plus ``preload``); :meth:`acquire` returns one of them, or starts one when
+    none is ready or starting, and with ``ahead`` starts the next one for the same template
+    behind it (the pattern of a sweep, where each worker runs one template many times). ``size`` bounds the kernels the pool holds (starting or
+    ready, not those handed out) and defaults to the machine's cores.
+
+    Use as a context manager: leaving it shuts down every kernel it still holds.
+    """
+
+    def __init__(self, preload: tuple[str, ...] | list[str] = DEFAULT_PRELOAD, size: int | None = None,
+                 ahead: bool = False):
+        from mlnb.parallel.backends import available_cores
+
+        self.preload = tuple(preload)
+        self.ahead = ahead  # each acquire starts the next kernel for the same template (a sweep's pattern)
+        self.size = size if size is not None else available_cores()
+        if self.size < 1:
+            raise ValueError(f"size {self.size}: a kernel pool holds at least one kernel")
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple, collections.deque[Future]] = collections.defaultdict(collections.deque)
+        self._starter = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="mlnb-kernel")
+        self._closed = False
+        self._warned: set[str] = set()
+
+    @classmethod
+    def for_config(cls, config: Any, cold: bool = False) -> "KernelPool | None":
+        """The pool the ``kernels`` section of ``mlnb.yaml`` asks for; None when it turns
+        warm kernels off (``warm: false``) or ``cold`` (``--cold``) does."""
+        section = getattr(config, "kernels", None)
+        if cold or (section is not None and not section.warm):
+            return None
+        preload = section.preload if section is not None and section.preload is not None else DEFAULT_PRELOAD
+        return cls(preload=preload, size=section.pool_size if section is not None else None)
+
+    def __enter__(self) -> "KernelPool":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def held(self) -> int:
+        """Kernels the pool holds now, starting or ready."""
+        with self._lock:
+            return sum(len(q) for q in self._waiting.values())
+
+    def _key(self, template: Any, kernel_name: str | None) -> tuple:
+        modules, maybe = template_imports(template.path)
+        preload = tuple(dict.fromkeys([*self.preload, *modules]))
+        return (kernel_name or template.kernel_name, str(Path(template.path).parent.resolve()), preload, maybe)
+
+    def _start(self, key: tuple) -> Future:
+        return self._starter.submit(start_warm_kernel, *key)
+
+    def warm(self, template: Any, n: int = 1, kernel_name: str | None = None) -> None:
+        """Start ``n`` kernels for ``template`` (a :class:`mlnb.params.Template`) now, as far
+        as the pool has room."""
+        key = self._key(template, kernel_name)
+        with self._lock:
+            if self._closed:
+                return
+            for _ in range(max(0, min(n, self.size - sum(len(q) for q in self._waiting.values())))):
+                self._waiting[key].append(self._start(key))
+
+    def acquire(self, template: Any, kernel_name: str | None = None) -> WarmKernel:
+        """A started kernel for one run of ``template``; the caller shuts it down.
+
+        A kernel that died while it waited is replaced; one that fails to start or warm is
+        logged and another is started in its place (the third failure raises).
+        """
+        if self._closed:
+            raise RuntimeError("the kernel pool is closed")
+        key = self._key(template, kernel_name)
+        error: BaseException | None = None
+        for _ in range(3):
+            with self._lock:
+                queue = self._waiting[key]
+                future = queue.popleft() if queue else None
+                if self.ahead and not self._closed and sum(len(q) for q in self._waiting.values()) < self.size:
+                    queue.append(self._start(key))
+            try:
+                kernel = future.result() if future is not None else start_warm_kernel(*key)
+            except Exception as exc:
+                error = exc
+                log.warning("a warm kernel %s failed to start: %s; starting another", key[0], exc)
+                continue
+            if not kernel.alive():
+                log.warning("a warm kernel %s died while it waited; starting another", key[0])
+                kernel.shutdown()
+                continue
+            for name, why in kernel.failed.items():
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("preload module %s does not import (%s): warm kernels go on without it", name, why)
+            return kernel
+        raise RuntimeError(f"could not start a warm kernel {key[0]}: {error}")
+
+    def close(self) -> None:
+        """Shut down every kernel the pool still holds (waiting for those starting)."""
+        with self._lock:
+            self._closed = True
+            futures = [f for q in self._waiting.values() for f in q]
+            self._waiting.clear()
+        for future in futures:
+            future.cancel()
+        self._starter.shutdown(wait=True)
+        for future in futures:
+            if future.cancelled():
+                continue
+            try:
+                kernel = future.result()
+            except Exception as exc:  # a kernel that never started has nothing to stop
+                log.debug("a warm kernel failed to start while the pool closed: %s", exc)
+                continue
+            kernel.shutdown()
+
+
+_process_pool: KernelPool | None = None
+_process_lock = threading.Lock()
+
+
+def process_pool() -> KernelPool:
+    """This process's pool for a sweep's runs: one kernel held, started while the previous
+    run executes; shut down when the process exits (or by :func:`close_process_pool`)."""
+    global _process_pool
+    with _process_lock:
+        if _process_pool is None or _process_pool._closed:
+            import atexit
+
+            _process_pool = KernelPool(size=1, ahead=True)
+            atexit.register(_process_pool.close)
+        return _process_pool
+
+
+def close_process_pool() -> None:
+    """Shut down this process's sweep pool, if it has one (a sweep's end)."""
+    global _process_pool
+    with _process_lock:
+        pool, _process_pool = _process_pool, None
+    if pool is not None:
+        pool.close()

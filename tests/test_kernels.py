@@ -1,0 +1,117 @@
+"""Warm kernels: started ahead with the template's imports done, used once, never carrying
+a run's state; the record says how its kernel was prepared."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from mlnb.execute import changed_scraps, find_template, reproduce, run_template
+from mlnb.kernels import KernelPool, template_imports
+
+NOTEBOOKS = Path(__file__).parent / "notebooks"
+NAMESPACE = NOTEBOOKS / "namespace.ipynb"
+
+
+@pytest.fixture(scope="module")
+def cold_and_warm(tmp_path_factory):
+    store = tmp_path_factory.mktemp("kernels") / "store"
+    cold = run_template(NAMESPACE, {}, store)
+    with KernelPool(preload=("pandas",), size=1) as pool:
+        warm = run_template(NAMESPACE, {}, store, kernels=pool)
+    return store, cold, warm
+
+
+def test_a_warm_kernel_has_a_fresh_kernels_namespace_and_only_more_modules(cold_and_warm):
+    _, cold, warm = cold_and_warm
+    assert cold.succeeded and warm.succeeded, (cold.record["error"], warm.record["error"])
+    assert cold.record["environment"]["kernel_preparation"] == {"mode": "cold", "preloaded": []}
+    preparation = warm.record["environment"]["kernel_preparation"]
+    assert preparation["mode"] == "warm" and "pandas" in preparation["preloaded"]
+    assert "mlnb.scraps" in preparation["preloaded"]  # what the notebook itself imports
+    # the names, the execution count, the history and the directory are a fresh kernel's
+    assert changed_scraps(cold, warm) == ["pandas_loaded"]
+    assert cold.scraps["pandas_loaded"] is False and warm.scraps["pandas_loaded"] is True
+    assert warm.scraps["cwd"] == str(NOTEBOOKS)
+
+
+def test_reproduce_prepares_the_kernel_as_the_record_says_or_cold_on_request(cold_and_warm):
+    store, _, warm = cold_and_warm
+    from mlnb.store import Store
+
+    _, again, changed = reproduce(Store(store), warm.id)
+    assert again.record["environment"]["kernel_preparation"] == warm.record["environment"]["kernel_preparation"]
+    assert changed == []
+    _, cold, changed = reproduce(Store(store), warm.id, cold=True)
+    assert cold.record["environment"]["kernel_preparation"]["mode"] == "cold"
+    assert changed == ["pandas_loaded"]
+
+
+def test_a_preload_module_that_does_not_import_is_one_warning_and_the_pool_goes_on(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="mlnb.kernels")
+    with KernelPool(preload=("pandas", "mlnb_no_such_module"), size=1) as pool:
+        runs = [run_template(NAMESPACE, {}, tmp_path / "store", kernels=pool) for _ in range(2)]
+    assert all(r.succeeded for r in runs)
+    preloaded = runs[0].record["environment"]["kernel_preparation"]["preloaded"]
+    assert "pandas" in preloaded and "mlnb_no_such_module" not in preloaded
+    lines = [r.getMessage() for r in caplog.records if "mlnb_no_such_module" in r.getMessage()]
+    assert len(lines) == 1 and "does not import" in lines[0] and "ModuleNotFoundError" in lines[0]
+
+
+def test_a_kernel_that_died_while_it_waited_is_replaced(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="mlnb.kernels")
+    tpl = find_template(NAMESPACE)
+    with KernelPool(size=1) as pool:
+        pool.warm(tpl)
+        (waiting,) = [f for q in pool._waiting.values() for f in q]
+        kernel = waiting.result(timeout=120)
+        os.kill(kernel.km.provisioner.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while kernel.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run = run_template(NAMESPACE, {}, tmp_path / "store", kernels=pool)
+    assert run.succeeded, run.record["error"]
+    assert run.record["environment"]["kernel_preparation"]["mode"] == "warm"
+    assert any("died while it waited" in r.getMessage() for r in caplog.records)
+
+
+def test_the_pool_holds_no_more_kernels_than_its_size():
+    tpl = find_template(NAMESPACE)
+    with KernelPool(size=1) as pool:
+        pool.warm(tpl, n=3)
+        assert pool.held == 1
+    assert pool.held == 0
+
+
+def test_the_preload_of_a_template_is_what_its_code_cells_import():
+    modules, maybe = template_imports(find_template("drift").path)
+    assert {"pandas", "matplotlib.pyplot", "mlnb"} <= set(modules)
+    assert "mlnb.drift" in maybe  # from mlnb import drift: a module, imported if it is one
+
+
+def test_mlnb_run_starts_its_kernel_ahead_unless_cold(tmp_path, cli):
+    import json
+
+    store = tmp_path / "store"
+    records = {}
+    for flags, mode in (([], "warm"), (["--cold"], "cold")):
+        result = cli("run", str(NAMESPACE), "--store", str(store), "--json", *flags)
+        assert result.returncode == 0, result.stderr
+        records[mode] = json.loads(result.stdout)
+        assert records[mode]["environment"]["kernel_preparation"]["mode"] == mode
+    assert records["warm"]["scraps"] == records["cold"]["scraps"]  # nothing is preloaded beyond its imports
+
+
+def test_a_bad_preload_name_in_mlnb_yaml_is_a_config_error_naming_it(tmp_path):
+    from mlnb.config import load_config
+    from mlnb.exceptions import ConfigError
+
+    (tmp_path / "mlnb.yaml").write_text(
+        "model: {name: m, target: y}\ndata: {reference: r.csv, current: c.csv}\nkernels: {preload: [pandas, 'sk learn']}\n")
+    with pytest.raises(ConfigError, match=r"kernels.preload.*'sk learn' is not a module name"):
+        load_config(tmp_path / "mlnb.yaml")
