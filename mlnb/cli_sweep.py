@@ -65,10 +65,13 @@ the template and the store at the same paths (docs/scale-out.md).
 @store_option
 @timeout_option
 @kernel_option
+@click.option("--cold", is_flag=True,
+              help="Start every run's kernel from nothing (default: each worker starts the next run's kernel, "
+                   "with the template's imports done, while a run executes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output, only the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (stable format).")
 def sweep(template, grid, pairs, params_file, over, over_param, workers, scheduler, scraps, store_path,
-          timeout, kernel_name, quiet, as_json):
+          timeout, kernel_name, cold, quiet, as_json):
     """Run TEMPLATE once per point of a parameter grid (or per data file), in parallel."""
     from mlnb import parallel
     from mlnb import params as params_mod
@@ -78,7 +81,7 @@ def sweep(template, grid, pairs, params_file, over, over_param, workers, schedul
     tpl = find_template(template)
     fixed = params_mod.from_cli(tpl, pairs, params_file)
     plan = parallel.plan_sweep(tpl, store, grid=grid, fixed=fixed, over=over, over_param=over_param,
-                               kernel_name=kernel_name, timeout=timeout, scraps=scraps or None)
+                               kernel_name=kernel_name, timeout=timeout, scraps=scraps or None, cold=cold)
     backend = parallel.make_backend(workers, scheduler, n_tasks=len(plan.tasks))
     progress = _progress(quiet)
     try:

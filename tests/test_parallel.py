@@ -201,6 +201,17 @@ class TestSequentialBackend(AbstractSweepBackendTests):
         lines = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
         assert len(lines) == 4 and lines[-1].startswith("[4/4]") and lines[-1].endswith("(2 failed)")
         assert cli("runs", "verify", "--store", str(store_path)).returncode == 0
+        # every point's kernel was started ahead, while the point before it ran
+        assert {store.get(c["id"]).record["environment"]["kernel_preparation"]["mode"] for c in children} == {"warm"}
+
+    def test_a_cold_sweep_starts_every_kernel_from_nothing(self, tmp_path, cli):
+        store_path = tmp_path / "store"
+        result = cli("sweep", CPU, "--grid", "seed=1,2", "-p", "cpu_seconds", "0.05", "--workers", "1", "--cold",
+                     "--store", str(store_path), "--json")
+        assert result.returncode == 0, result.stderr
+        store = Store(store_path)
+        runs = [store.get(r["run_id"]) for r in _sweep_json(result)["runs"]]
+        assert [r.record["environment"]["kernel_preparation"] for r in runs] == [{"mode": "cold", "preloaded": []}] * 2
 
 
 class TestLocalClusterBackend(AbstractSweepBackendTests):

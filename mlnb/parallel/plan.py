@@ -44,6 +44,7 @@ class RunTask:
     parent: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     paths_relative_to: str | None = None
+    warm: bool = True  # take the kernel from the worker's pool of warm kernels
 
 
 @dataclass
@@ -185,6 +186,7 @@ def plan_sweep(
     timeout: float | None = None,
     scraps: Iterable[str] | None = None,
     paths_relative_to: str | os.PathLike | None = None,
+    cold: bool = False,
 ) -> SweepPlan:
     """Expand and check a sweep; nothing runs and nothing is written.
 
@@ -201,6 +203,7 @@ def plan_sweep(
         kernel_name, timeout: as for :func:`mlnb.execute.run_template`.
         scraps: the scraps each run reports back for the summary (default: every scalar).
         paths_relative_to: base of relative paths in values (default: the working directory).
+        cold: every run's kernel starts from nothing (else each worker keeps one warm kernel ahead).
 
     Raises:
         ParameterError, DataError, SchemaDefinitionError: a bad spec or a bad point.
@@ -248,6 +251,7 @@ def plan_sweep(
             parent=sweep_id,
             tags={"sweep": sweep_id, "point": index},
             paths_relative_to=str(base),
+            warm=not cold,
         ))
     return SweepPlan(
         sweep_id=sweep_id, template=template, store=Store(store_path), tasks=tasks,

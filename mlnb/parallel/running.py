@@ -119,7 +119,13 @@ def execute_sweep(
     try:
         with backend:
             try:
-                result = run_sweep(plan, backend, _Preparing(observer) if summary_here else observer)
+                try:
+                    result = run_sweep(plan, backend, _Preparing(observer) if summary_here else observer)
+                finally:
+                    if backend.in_process:  # the kernel started ahead for a next run that will not come
+                        from mlnb.kernels import close_process_pool
+
+                        close_process_pool()
                 if summary_here:
                     stopping = threading.Thread(target=backend.close, name="mlnb-stop-workers")
                     stopping.start()

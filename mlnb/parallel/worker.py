@@ -59,6 +59,7 @@ def execute_task(task: RunTask) -> dict:
     the process that ran the notebook. Errors before a record exists propagate.
     """
     from mlnb.execute import run_template
+    from mlnb.kernels import process_pool
 
     run = run_template(
         task.template,
@@ -70,6 +71,7 @@ def execute_task(task: RunTask) -> dict:
         tags=task.tags,
         run_id=task.run_id,
         paths_relative_to=task.paths_relative_to,
+        kernels=process_pool() if task.warm else None,
     )
     return {**summarize_run(run, task.scraps), "index": task.index}
 
