@@ -44,8 +44,8 @@ class TemplateError(MlnbError, ValueError):
 class ParameterError(MlnbError, ValueError):
     """An unknown parameter, a value of the wrong type, or a value that is not JSON."""
 
-    def __init__(self, message: str, name: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, name: str | None = None, parameters: tuple[str, ...] = ()):
+        super().__init__(message, parameters=parameters)
         self.name = name  # a template's parameter: the CLI does not reword it
 
 

@@ -122,10 +122,10 @@ def test_backfill_runs_once_per_file_crossed_with_the_grid(tmp_path, monkeypatch
         ({"grid": ["nope=1,2"]}, ParameterError, "unknown parameter 'nope'.*sweep point 1"),
         ({"grid": ["n=1,x"]}, ParameterError, r"'n' must be int, got str \"x\".*sweep point 2: n=\"x\""),
         ({"grid": ["n=1", "n=2"]}, ParameterError, "given twice"),
-        ({"grid": ["n=1,2"], "fixed": {"n": 3}}, ParameterError, "both --grid and -p"),
+        ({"grid": ["n=1,2"], "fixed": {"n": 3}}, ParameterError, "both `grid` and the fixed values"),
         ({"over": "*.nothing"}, DataError, "matches no file"),
-        ({"over": "*", "over_param": "missing"}, ParameterError, "--over-param 'missing' is not a parameter"),
-        ({"over_param": "data"}, ParameterError, "needs --over"),
+        ({"over": "*", "over_param": "missing"}, ParameterError, "`over_param` 'missing' is not a parameter"),
+        ({"over_param": "data"}, ParameterError, "needs `over`"),
     ],
 )
 def test_every_point_is_checked_before_anything_runs(tmp_path, options, error, message):
@@ -271,8 +271,10 @@ def test_summary_table_is_printed_with_parameters_and_scraps(tmp_path, cli):
     [
         (["--grid", "seed=1,two"], "parameter 'seed' must be int"),
         (["--grid", "sede=1,2"], "unknown parameter 'sede'"),
-        (["--over", "nothing/*.csv"], "matches no file"),
-        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
+        (["--over", "nothing/*.csv"], "--over 'nothing/*.csv' matches no file"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give --workers or --scheduler, not both"),
+        (["--grid", "seed"], "--grid 'seed' must be NAME=V1,V2,..."),
+        (["--over-param", "data"], "--over-param needs --over"),
         (["--kernel", "no-such-kernel", "--workers", "1"], "no Jupyter kernel named 'no-such-kernel' (installed: "),
         (["--store", "s3://bucket/runs"], "object storage is not supported as a store"),
     ],

@@ -222,7 +222,8 @@ def make_backend(workers: int | None = None, scheduler: str | None = None, n_tas
     """
     if scheduler:
         if workers is not None:
-            raise ParameterError("give --workers or --scheduler, not both (the cluster has its own workers)")
+            raise ParameterError("give `workers` or `scheduler`, not both (the cluster has its own workers)",
+                                 parameters=("workers", "scheduler"))
         return DaskBackend(scheduler=scheduler)
     n = workers if workers is not None else available_cores()
     if n_tasks is not None:

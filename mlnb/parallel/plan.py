@@ -117,12 +117,12 @@ def parse_grid(spec: str, template: "Template") -> tuple[str, list[Any]]:
     name, sep, rest = spec.partition("=")
     name = name.strip()
     if not sep or not name:
-        raise ParameterError(f"--grid {spec!r} must be NAME=V1,V2,... (for example seed=1,2,3)")
+        raise ParameterError(f"`grid` {spec!r} must be NAME=V1,V2,... (for example seed=1,2,3)", parameters=("grid",))
     items = split_values(rest)
     if not any(items):
-        raise ParameterError(f"--grid {spec!r} gives no values; write {name}=V1,V2,...", name)
+        raise ParameterError(f"`grid` {spec!r} gives no values; write {name}=V1,V2,...", name, ("grid",))
     if any(item == "" for item in items):
-        raise ParameterError(f"--grid {spec!r} has an empty value (two commas in a row?)", name)
+        raise ParameterError(f"`grid` {spec!r} has an empty value (two commas in a row?)", name, ("grid",))
     param = template.parameters.get(name)
     values = []
     for item in items:
@@ -148,7 +148,7 @@ def backfill_files(pattern: str, base: str | os.PathLike | None = None) -> list[
         str(Path(p).resolve()) for p in globlib.glob(os.path.expanduser(full), recursive=True) if os.path.isfile(p)
     )
     if not matches:
-        raise DataError(f"--over {pattern!r} matches no file (relative to {str(base)!r})")
+        raise DataError(f"`over` {pattern!r} matches no file (relative to {str(base)!r})", parameters=("over",))
     return matches
 
 
@@ -162,7 +162,8 @@ def over_parameter(template: "Template", name: str | None) -> str:
         if name not in template.parameters:
             valid = ", ".join(template.parameters) or "none"
             raise ParameterError(
-                f"--over-param {name!r} is not a parameter of template {template.name!r}; valid: {valid}", name
+                f"`over_param` {name!r} is not a parameter of template {template.name!r}; valid: {valid}", name,
+                ("over_param",),
             )
         return name
     for candidate in OVER_PARAMS:
@@ -170,7 +171,7 @@ def over_parameter(template: "Template", name: str | None) -> str:
             return candidate
     raise ParameterError(
         f"template {template.name!r} has no 'data' or 'current' parameter; "
-        "name the parameter that takes each file with --over-param NAME"
+        "name the parameter that takes each file with `over_param`", parameters=("over_param",)
     )
 
 
@@ -216,17 +217,19 @@ def plan_sweep(
     for spec in grid:
         name, values = parse_grid(spec, template)
         if name in axes:
-            raise ParameterError(f"--grid {name!r} is given twice; list every value in one --grid", name)
+            raise ParameterError(f"`grid` {name!r} is given twice; list every value in one `grid`", name, ("grid",))
         if name in fixed:
-            raise ParameterError(f"parameter {name!r} is given by both --grid and -p; keep one", name)
+            raise ParameterError(f"parameter {name!r} is given by both `grid` and the fixed values (-p); keep one", name,
+                                 ("grid",))
         axes[name] = values
     if over is not None:
         name = over_parameter(template, over_param)
         if name in axes or name in fixed:
-            raise ParameterError(f"parameter {name!r} is set by --over and by --grid or -p; keep one", name)
+            raise ParameterError(f"parameter {name!r} is set by `over` and by `grid` or the fixed values (-p); keep one",
+                                 name, ("over", "grid"))
         axes[name] = list(backfill_files(over, base))
     elif over_param is not None:
-        raise ParameterError("--over-param needs --over PATH_GLOB")
+        raise ParameterError("`over_param` needs `over` (a glob of files)", parameters=("over_param", "over"))
 
     sweep_id = new_run_id("sweep")
     store_path = str(store.path.resolve())
