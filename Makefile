@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/ruff check mlnb tests benchmarks
 	# --dist loadfile: a file's tests share its module fixtures on one worker (xdist_group marks are
 	# not honoured under pytest 9, whose node ids pytest-xdist 3.8 cannot suffix)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --durations=12 tests
 	# --dist loadfile: a notebook's cells share one kernel, so one worker runs them all
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --nbval-lax templates
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/sanitize.cfg notebooks
