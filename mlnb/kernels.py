@@ -65,8 +65,9 @@ _RESULT_NAME = "_mlnb_preload_result"
 
 
 def template_imports(path: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The modules a notebook's code cells import at their top level: ``(modules, maybe)``,
-    where ``maybe`` holds ``X.Y`` for each ``from X import Y`` (a module or a name)."""
+    """The modules a notebook imports: those of its metadata's ``mlnb.preload`` (what its
+    library calls import lazily) and those its code cells import at their top level, as
+    ``(modules, maybe)``, where ``maybe`` holds ``X.Y`` for each ``from X import Y``."""
     stat = os.stat(path)
     return _template_imports(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -77,6 +78,9 @@ def _template_imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, .
     maybe: dict[str, None] = {}
     with open(path, encoding="utf-8") as f:
         nb = json.load(f)
+    # what the template's library calls import lazily (model loading: skops.io), declared in
+    # its metadata as mlnb.preload
+    modules.update((name, None) for name in (nb.get("metadata", {}).get("mlnb", {}).get("preload") or []))
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue

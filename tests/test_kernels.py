@@ -92,6 +92,9 @@ def test_the_preload_of_a_template_is_what_its_code_cells_import():
     modules, maybe = template_imports(find_template("drift").path)
     assert {"pandas", "matplotlib.pyplot", "mlnb"} <= set(modules)
     assert "mlnb.drift" in maybe  # from mlnb import drift: a module, imported if it is one
+    # what a library call imports lazily is declared in the template's metadata
+    assert "skops.io" in template_imports(find_template("evaluate").path)[0]
+    assert "skops.io" not in modules
 
 
 def test_mlnb_run_starts_its_kernel_ahead_unless_cold(tmp_path, cli):
