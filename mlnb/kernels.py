@@ -206,8 +206,9 @@ class KernelPool:
     :meth:`warm` starts kernels for a template ahead of its run (its kernel, its directory,
     its imports plus ``preload``); :meth:`acquire` returns one of them, or starts one when
     none is ready or starting, and with ``ahead`` starts the next one for the same template
-    behind it (the pattern of a sweep, where each worker runs one template many times). ``size`` bounds the kernels the pool holds (starting or
-    ready, not those handed out) and defaults to the machine's cores.
+    behind it (a sweep's pattern: each worker runs one template many times). ``size`` bounds
+    the kernels the pool holds (starting or ready, not those handed out) and defaults to the
+    machine's cores.
 
     Use as a context manager: leaving it shuts down every kernel it still holds.
     """
@@ -231,11 +232,10 @@ class KernelPool:
     def for_config(cls, config: Any, cold: bool = False) -> "KernelPool | None":
         """The pool the ``kernels`` section of ``mlnb.yaml`` asks for; None when it turns
         warm kernels off (``warm: false``) or ``cold`` (``--cold``) does."""
-        section = getattr(config, "kernels", None)
-        if cold or (section is not None and not section.warm):
+        section = config.kernels
+        if cold or not section.warm:
             return None
-        preload = section.preload if section is not None and section.preload is not None else DEFAULT_PRELOAD
-        return cls(preload=preload, size=section.pool_size if section is not None else None)
+        return cls(preload=DEFAULT_PRELOAD if section.preload is None else section.preload, size=section.pool_size)
 
     def __enter__(self) -> "KernelPool":
         return self
@@ -247,7 +247,10 @@ class KernelPool:
     def held(self) -> int:
         """Kernels the pool holds now, starting or ready."""
         with self._lock:
-            return sum(len(q) for q in self._waiting.values())
+            return self._held()
+
+    def _held(self) -> int:  # with the lock held
+        return sum(len(q) for q in self._waiting.values())
 
     def _key(self, template: Any, kernel_name: str | None) -> tuple:
         modules, maybe = template_imports(template.path)
@@ -264,7 +267,7 @@ class KernelPool:
         with self._lock:
             if self._closed:
                 return
-            for _ in range(max(0, min(n, self.size - sum(len(q) for q in self._waiting.values())))):
+            for _ in range(max(0, min(n, self.size - self._held()))):
                 self._waiting[key].append(self._start(key))
 
     def acquire(self, template: Any, kernel_name: str | None = None) -> WarmKernel:
@@ -281,7 +284,7 @@ class KernelPool:
             with self._lock:
                 queue = self._waiting[key]
                 future = queue.popleft() if queue else None
-                if self.ahead and not self._closed and sum(len(q) for q in self._waiting.values()) < self.size:
+                if self.ahead and not self._closed and self._held() < self.size:
                     queue.append(self._start(key))
             try:
                 kernel = future.result() if future is not None else start_warm_kernel(*key)

@@ -207,6 +207,23 @@ def test_cli_exit_code_says_data_rejected(cli, project):
     assert "notebook.html" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backfill", "data/nothing/*.csv"], "--backfill 'data/nothing/*.csv' matches no file"),
+        (["--backfill", "data/batches/*.csv", "--current", "data/batches/2013-q1.csv"],
+         "give --current or --backfill, not both"),
+    ],
+)
+def test_a_backfill_that_cannot_start_is_one_line_exit_2_and_writes_nothing(tmp_path, cli, args, message):
+    root = tmp_path / "weather"
+    init_project(root)
+    result = cli("pipeline", "run", *args, "-q", cwd=root)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (root / "runs").exists() or not any((root / "runs").iterdir())
+
+
 def test_an_interrupted_pipeline_records_what_its_steps_did(project, monkeypatch):
     import mlnb.pipeline.run
     from mlnb.exceptions import Interrupted

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from mlnb import records
+from mlnb.execute import run_template, sigterm_as_interrupt
 from mlnb.exceptions import ConfigError, DataError, Interrupted, MlnbError, PipelineStepFailed, RunDiscarded
 from mlnb.pipeline.alerts import send_webhook
 from mlnb.pipeline.data import batches, check_columns, check_estimator, processed_batches, split_batch, write_dataset
 from mlnb.pipeline.decisions import Decision, Trigger, evaluate_triggers, promotion_decision
-from mlnb.execute import sigterm_as_interrupt
 from mlnb.store import Run, Store, new_run_id
 
 if TYPE_CHECKING:
@@ -57,8 +57,6 @@ class _Pipeline:
 
     def execute(self, step: str, template: str, parameters: dict, keep: Callable[[], bool] | None = None) -> Run:
         """Run one step's template; ``keep`` decides, once it ran, whether it is committed."""
-        from mlnb.execute import run_template
-
         def committing() -> bool:
             return not self.stopping.is_set() and (keep is None or keep())
 
@@ -423,10 +421,7 @@ class _Pipeline:
         return [p for _, p in ordered if p.is_file()]
 
     def record(self) -> Run:
-        from mlnb.catalog import find_template
-        from mlnb.execute import run_template
-
-        tpl = find_template("pipeline", start=self.config.root)
+        tpl = self.template("pipeline")
         failed = self.decision.outcome == "error"
         return run_template(
             tpl,
