@@ -2,8 +2,9 @@
 
 One grammar serves ``mlnb runs list --filter``, ``Store.runs(filter=...)`` and the runs page
 of ``mlnb ui``. An expression is parsed once into a tree and compiled to a SQL condition on
-the store's index (``json_extract`` on the parameters and scraps columns), so filtering
-10,000 runs costs one indexed query, not 10,000 record reads.
+the store's index (``json_extract`` on SQLite, jsonb path operators on a team store's
+PostgreSQL), so filtering 10,000 runs costs one query, not 10,000 record reads. Both
+dialects give the same answer for every filter; the tests run each case on both.
 
 Grammar (keywords are case-insensitive)::
 
@@ -59,6 +60,8 @@ STATUSES = ("succeeded", "failed")
 FIELDS_HELP = "template, status, id, parent, started, finished, time, duration, params.NAME, scrap.NAME, metrics.NAME, tags.NAME"
 VALUE_HELP = "a value ('text', a number, true, false or null)"
 OPS = ("=", "!=", "<", "<=", ">", ">=", "~")
+#: SQL dialects a filter compiles to, with each one's condition that keeps every run.
+DIALECTS = {"sqlite": "1", "postgresql": "TRUE"}
 
 
 class FilterError(MlnbError, ValueError):
@@ -140,10 +143,13 @@ class Field:
     kind: str  # text, number, or json (any JSON value)
     json_path: tuple[str, ...] | None = None
 
-    def sql(self) -> tuple[str, list]:
-        """SQL giving the field's value (JSON fields via json_extract), and its arguments."""
+    def sql(self, dialect: str = "sqlite") -> tuple[str, list]:
+        """SQL giving the field's value, and its arguments: ``json_extract`` on SQLite, the
+        jsonb path operator ``#>`` on PostgreSQL (a jsonb value, sorted in jsonb's order)."""
         if self.json_path is None:
             return self.column, []
+        if dialect == "postgresql":
+            return f"({self.column} #> ?::text[])", [list(self.json_path)]
         return f"json_extract({self.column}, ?)", [_json_path(self.json_path)]
 
 
@@ -313,7 +319,7 @@ def parse(text: str):
 
 
 def _compare_sql(field: Field, op: str, value: Any) -> tuple[str, list]:
-    """SQL that is 1 or 0 (never NULL) for one comparison."""
+    """SQLite: SQL that is 1 or 0 (never NULL) for one comparison."""
     expr, args = field.sql()
     if value is None:
         if field.json_path is None:
@@ -345,36 +351,102 @@ def _compare_sql(field: Field, op: str, value: Any) -> tuple[str, list]:
     return (f"NOT {sql}" if negate else sql), args
 
 
-def to_sql(node) -> tuple[str, list]:
-    """A parsed filter as a SQL condition on the ``runs`` index table, with its arguments."""
+def _compare_sql_postgresql(field: Field, op: str, value: Any) -> tuple[str, list]:
+    """PostgreSQL: a boolean condition that is never NULL for one comparison.
+
+    JSON values are read with ``#>`` (the jsonb value, for its type) and ``#>>`` (its text);
+    numbers are cast only under a CASE that has checked the type, so a text scrap never
+    reaches the cast. Text is compared in the C collation, byte by byte as SQLite does, so
+    ``started >= '2026-11'`` means the same on both. The SQL holds no literal ``?`` or ``%``
+    (both are placeholders to the driver): containment is ``strpos``, not LIKE.
+    """
+    negate = op == "!="
+    sql_op = "=" if negate else op
+    ordered = " COLLATE \"C\"" if op in ("<", "<=", ">", ">=") else ""
+    if field.json_path is None:
+        column = field.column
+        if value is None:
+            sql = f"{column} IS NULL"
+            return (f"NOT ({sql})" if negate else sql), []
+        if op == "~":
+            sql = f"COALESCE(strpos(lower({column}), lower(?)) > 0, FALSE)"
+        elif field.kind == "number":
+            sql = f"COALESCE({column} {sql_op} ?::double precision, FALSE)"
+        else:
+            sql = f"COALESCE({column}{ordered} {sql_op} ?, FALSE)"
+        return (f"NOT {sql}" if negate else sql), [value]
+    path = list(field.json_path)
+    typ = f"jsonb_typeof({field.column} #> ?::text[])"
+    text = f"({field.column} #>> ?::text[])"
+    if value is None:
+        sql = f"COALESCE({typ}, 'null') = 'null'"
+        return (f"NOT ({sql})" if negate else sql), [path]
+    if isinstance(value, bool):
+        if op not in ("=", "!="):
+            raise AssertionError(op)  # refused by the parser
+        sql, args = f"COALESCE({typ} = 'boolean' AND {text} = ?, FALSE)", [path, path, "true" if value else "false"]
+    elif isinstance(value, str):
+        cond = f"strpos(lower({text}), lower(?)) > 0" if op == "~" else f"{text}{ordered} {sql_op} ?"
+        sql, args = f"COALESCE({typ} = 'string' AND {cond}, FALSE)", [path, path, value]
+    else:
+        sql = f"(CASE WHEN {typ} = 'number' THEN {text}::double precision {sql_op} ?::double precision ELSE FALSE END)"
+        args = [path, path, value]
+    return (f"NOT {sql}" if negate else sql), args
+
+
+def to_sql(node, dialect: str = "sqlite") -> tuple[str, list]:
+    """A parsed filter as a SQL condition on the ``runs`` index table, with its arguments.
+
+    ``dialect`` is ``sqlite`` (the local store) or ``postgresql`` (a team store).
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; known: {', '.join(DIALECTS)}")
     if isinstance(node, Compare):
-        return _compare_sql(node.field, node.op, node.value)
+        compare = _compare_sql_postgresql if dialect == "postgresql" else _compare_sql
+        return compare(node.field, node.op, node.value)
     if isinstance(node, AnyOf):
-        return to_sql(BoolOp("or", tuple(Compare(node.field, "=", v) for v in node.values)))
+        return to_sql(BoolOp("or", tuple(Compare(node.field, "=", v) for v in node.values)), dialect)
     if isinstance(node, Not):
-        sql, args = to_sql(node.operand)
+        sql, args = to_sql(node.operand, dialect)
         return f"NOT ({sql})", args
     if isinstance(node, BoolOp):
         parts, args = [], []
         for operand in node.operands:
-            sql, a = to_sql(operand)
+            sql, a = to_sql(operand, dialect)
             parts.append(f"({sql})")
             args.extend(a)
         return f" {node.op.upper()} ".join(parts), args
     raise TypeError(f"not a filter node: {node!r}")
 
 
-def compile_filter(text: str | None) -> tuple[str, list]:
-    """``(sql, args)`` for a filter text; ``("1", [])`` for None or blank text."""
+def compile_filter(text: str | None, dialect: str = "sqlite") -> tuple[str, list]:
+    """``(sql, args)`` for a filter text in ``dialect``; a condition that keeps every run
+    (``1``, or ``TRUE`` on PostgreSQL) for None or blank text."""
     if text is None or not text.strip():
-        return "1", []
-    return to_sql(parse(text))
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown SQL dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+        return DIALECTS[dialect], []
+    return to_sql(parse(text), dialect)
 
 
-def sort_sql(name: str) -> tuple[str, list]:
+def text_sql(name: str, dialect: str = "sqlite") -> tuple[str, list]:
+    """SQL giving a JSON field's value where it is text, NULL where it is anything else or
+    missing (``scrap.model.name``), and its arguments."""
+    field = parse_field(name, name, 0)
+    if field.json_path is None:
+        return field.column, []
+    if dialect == "postgresql":
+        path = list(field.json_path)
+        return (f"(CASE WHEN jsonb_typeof({field.column} #> ?::text[]) = 'string' "
+                f"THEN {field.column} #>> ?::text[] END)"), [path, path]
+    path = _json_path(field.json_path)
+    return f"(CASE WHEN json_type({field.column}, ?) = 'text' THEN json_extract({field.column}, ?) END)", [path, path]
+
+
+def sort_sql(name: str, dialect: str = "sqlite") -> tuple[str, list]:
     """SQL giving the value to sort by for a field name (``started``, ``metrics.f1``).
 
     Raises:
         FilterError: not a field.
     """
-    return parse_field(name.strip(), name, 0).sql()
+    return parse_field(name.strip(), name, 0).sql(dialect)
