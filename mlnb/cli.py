@@ -257,7 +257,7 @@ def runs_reindex(store_path):
     """Rebuild the run index from the records."""
     store = _store(store_path)
     store.sync_index(force=True)
-    click.echo(f"indexed {len(store.run_ids())} runs in {store.database}")
+    click.echo(f"indexed {len(store.run_ids())} runs in {store.database.name}")
 
 
 # -- project and pipeline ------------------------------------------------------------------
@@ -389,6 +389,10 @@ main.add_command(ui)
 from mlnb.cli_labels import labels  # noqa: E402  (registered after main exists)
 
 main.add_command(labels)
+
+from mlnb.cli_store import store  # noqa: E402  (registered after main exists)
+
+main.add_command(store)
 
 
 if __name__ == "__main__":  # pragma: no cover

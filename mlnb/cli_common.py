@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from typing import Any
 
 import click
@@ -113,7 +114,7 @@ class MlnbGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("mlnb: interrupted; nothing was written", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *_database_errors()) as exc:
             # the machine, not the input: a full disk, a lost mount, a database that went away
             if ctx.find_root().params.get("debug"):
                 raise
@@ -123,6 +124,12 @@ class MlnbGroup(click.Group):
                 reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             click.echo(f"mlnb: error: {reason} (--debug shows where)", err=True)
             ctx.exit(EXIT_FAILED)
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The drivers' error classes: SQLite's always, PostgreSQL's once a team store loaded it."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) + ((psycopg.Error,) if psycopg is not None else ())
 
 
 def open_store(path: str | None):

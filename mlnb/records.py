@@ -267,14 +267,51 @@ class Problem:
         return f"{self.run_id}: {self.where}: {self.what}"
 
 
+class RunFiles:
+    """The files of one committed run as :func:`verify_files` reads them: a local directory
+    here; a team store gives its own view over the object store."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.root = self.run_dir.resolve()
+
+    def record_bytes(self) -> bytes:
+        """``record.json``'s bytes (FileNotFoundError when missing)."""
+        return (self.run_dir / RECORD_FILE).read_bytes()
+
+    def problem(self, rel: str) -> str | None:
+        """Why ``rel`` cannot be checked (outside the run, a link, missing), or None."""
+        path = self.run_dir / rel
+        if not inside(path, self.root):
+            return "path is outside the run"
+        if path.is_symlink():
+            return "is a symbolic link, not a file of the run"
+        if not path.is_file():
+            return "file is missing"
+        return None
+
+    def sha256(self, rel: str) -> str:
+        return sha256_file(self.run_dir / rel)
+
+    def present(self) -> set[str]:
+        """Every file of the run but ``record.json``, as paths relative to the run."""
+        return {p.relative_to(self.run_dir).as_posix() for p in self.run_dir.rglob("*")
+                if p.is_file() and p.name != RECORD_FILE}
+
+
 def verify(run_dir: str | os.PathLike) -> list[Problem]:
-    """Recompute every hash of a run and its digest; return what changed (empty: intact)."""
-    run_dir = Path(run_dir)
-    run_id = run_dir.name
+    """Recompute every hash of a run directory and its digest; return what changed (empty: intact)."""
+    return verify_files(Path(run_dir).name, RunFiles(run_dir))
+
+
+def verify_files(run_id: str, files: RunFiles) -> list[Problem]:
+    """Recompute every hash of a run's files and its record's digest; return what changed."""
     try:
-        record = read_record(run_dir, validate=False)
-    except RecordError as exc:
-        return [Problem(run_id, RECORD_FILE, str(exc).split(": ", 1)[-1])]
+        record = json.loads(files.record_bytes())
+    except FileNotFoundError:
+        return [Problem(run_id, RECORD_FILE, "missing")]
+    except ValueError as exc:
+        return [Problem(run_id, RECORD_FILE, f"not JSON ({exc})")]
     problems: list[Problem] = []
     try:
         check_schema(record, where=RECORD_FILE)
@@ -287,23 +324,13 @@ def verify(run_dir: str | os.PathLike) -> list[Problem]:
         if is_table(value) and f"{ARTIFACTS_DIR}/{value['$artifact']}" not in listed:
             problems.append(Problem(run_id, f"{RECORD_FILE}:scraps.{name}", "refers to a table that is not an "
                                                                            "artifact of the run"))
-    root = run_dir.resolve()
     for rel, expected in sorted(listed.items()):
-        path = run_dir / rel
-        if not _inside(path, root):
-            problems.append(Problem(run_id, rel, "path is outside the run"))
-        elif path.is_symlink():
-            problems.append(Problem(run_id, rel, "is a symbolic link, not a file of the run"))
-        elif not path.is_file():
-            problems.append(Problem(run_id, rel, "file is missing"))
-        elif sha256_file(path) != expected.get("sha256"):
-            problems.append(Problem(run_id, rel, "content changed (sha256 differs from the record)"))
-    present = {
-        p.relative_to(run_dir).as_posix()
-        for p in run_dir.rglob("*")
-        if p.is_file() and p.name != RECORD_FILE
-    }
-    for rel in sorted(present - set(listed)):
+        problem = files.problem(rel)
+        if problem is None and files.sha256(rel) != expected.get("sha256"):
+            problem = "content changed (sha256 differs from the record)"
+        if problem is not None:
+            problems.append(Problem(run_id, rel, problem))
+    for rel in sorted(files.present() - set(listed)):
         problems.append(Problem(run_id, rel, "file is not in the record (added after the run)"))
     recorded = record.get("field_sha256") or {}
     for key, digest in sorted(_field_hashes(record).items()):
@@ -320,7 +347,7 @@ def verify(run_dir: str | os.PathLike) -> list[Problem]:
     return problems
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
     """Whether ``path`` (``..`` and symbolic links of its folders resolved) lies under ``root``."""
     try:
         Path(os.path.normpath(path.parent.resolve() / path.name)).relative_to(root)

@@ -84,5 +84,6 @@ def default_store() -> str:
         except (OSError, yamlfile.YamlRefused):
             data = None  # reported by whatever reads the project; the store is not its business
         if isinstance(data, dict) and isinstance(data.get("store"), str):
-            return str(config.parent / data["store"])
+            store = data["store"]
+            return store if "://" in store else str(config.parent / store)
     return "runs"

@@ -1,13 +1,14 @@
 """The registry: named, numbered model versions and movable aliases, read and written in one store.
 
 :class:`Registry` registers versions from succeeded training runs (numbered inside one
-``BEGIN IMMEDIATE`` transaction, so concurrent registrations neither lose nor repeat a
-number), resolves URIs, moves aliases (set, promote, rollback as undo) and finds a version's
+write transaction that serialises writers — SQLite's ``BEGIN IMMEDIATE``, a PostgreSQL
+advisory lock — so concurrent registrations neither lose nor repeat a number), resolves URIs, moves aliases (set, promote, rollback as undo) and finds a version's
 model file in its run's ``artifacts/``. Loading hands that path and the registered sha256 to
 :mod:`mlnb.model.persist`, which checks the hash and loads with trusted types only.
 
 It talks to the store through its public API (:meth:`~mlnb.store.Store.connect`,
-:meth:`~mlnb.store.Store.has_database`, :func:`~mlnb.store.as_store`) and imports neither
+:meth:`~mlnb.store.Store.has_database`, :meth:`~mlnb.store.Store.run_file`,
+:func:`~mlnb.store.as_store`), the same SQL on SQLite and PostgreSQL, and imports neither
 scikit-learn nor skops; :meth:`Registry.load` imports them when called.
 """
 
@@ -16,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
+import posixpath
 from pathlib import Path
 from typing import Iterator
 
 from mlnb import records
-from mlnb.exceptions import ArtifactTampered, ModelNotFound, RegistryError
+from mlnb.database import Connection
+from mlnb.exceptions import ArtifactTampered, ModelNotFound, RecordError, RegistryError
 from mlnb.registry.entries import (
     _EVENT_COLUMNS,
     _VERSION_COLUMNS,
@@ -33,7 +35,7 @@ from mlnb.registry.entries import (
     default_actor,
 )
 from mlnb.registry.names import DEFAULT_ALIAS, ModelRef, parse_uri, parse_version, validate_name
-from mlnb.registry.schema import _SCHEMA_SQL, SCHEMA
+from mlnb.registry.schema import SCHEMA, schema_sql
 from mlnb.store import Store, as_store
 
 
@@ -49,10 +51,10 @@ class Registry:
 
     def __init__(self, store: Store | str | os.PathLike | None = None):
         self.store = as_store(store)
-        self._db: sqlite3.Connection | None = None
+        self._db: Connection | None = None
 
     def __repr__(self) -> str:
-        return f"Registry({str(self.store.path)!r})"
+        return f"Registry({self.store.location!r})"
 
     def __enter__(self) -> "Registry":
         return self
@@ -67,7 +69,7 @@ class Registry:
 
     # -- database ---------------------------------------------------------------------------
 
-    def connection(self, create: bool = False) -> sqlite3.Connection | None:
+    def connection(self, create: bool = False) -> Connection | None:
         """The registry's connection to the store's database, kept open until :meth:`close`;
         None when the store has no database and ``create`` is False."""
         if self._db is None:
@@ -76,35 +78,29 @@ class Registry:
             if create:
                 self.store.ensure_writable()
             db = self.store.connect()
-            try:
+            row = None
+            if db.has_table("registry_meta"):  # else no registry in this store yet
                 row = db.execute("SELECT value FROM registry_meta WHERE key = 'schema'").fetchone()
-            except sqlite3.OperationalError:  # no registry in this store yet
-                row = None
             if row is None and self.store.read_only and not create:
                 db.close()
                 return None  # a read-only store without a registry: no models
             if row is None:
                 # DDL writes; done once per store, so readers do not take the write lock
-                db.executescript(_SCHEMA_SQL)
+                db.script(schema_sql(db.database))
                 row = db.execute("SELECT value FROM registry_meta WHERE key = 'schema'").fetchone()
             schema = row[0]
             if schema != SCHEMA:
                 db.close()
-                raise RegistryError(f"store {self.store.path} has registry schema {schema!r}; this mlnb reads {SCHEMA!r}")
+                raise RegistryError(f"store {self.store.location} has registry schema {schema!r}; this mlnb "
+                                    f"reads {SCHEMA!r}: use the mlnb that wrote it, or a newer one")
             self._db = db
         return self._db
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds SQLite's write lock from its first statement."""
-        db = self.connection(create=True)
-        db.execute("BEGIN IMMEDIATE")
-        try:
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that runs after every other registry writer's, never beside one."""
+        with self.connection(create=True).transaction(lock="mlnb.registry") as db:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         db = self.connection()
@@ -195,7 +191,7 @@ class Registry:
     @staticmethod
     def _insert_tags(db, name: str, version: int, tags: dict, at: str, caused_by: str) -> None:
         db.executemany(
-            "INSERT INTO model_tags VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO model_tags (name, version, key, value, at, caused_by) VALUES (?, ?, ?, ?, ?, ?)",
             [(name, version, key, value, at, caused_by) for key, value in tags.items()],
         )
 
@@ -215,7 +211,7 @@ class Registry:
 
     def describe_models(self) -> str:
         """``registered models in store PATH: a, b`` (or ``none``), for error messages."""
-        return f"registered models in store {self.store.path}: {', '.join(self.models()) or 'none'}"
+        return f"registered models in store {self.store.location}: {', '.join(self.models()) or 'none'}"
 
     def _unknown_model(self, name: str) -> ModelNotFound:
         import difflib
@@ -223,9 +219,9 @@ class Registry:
         close = difflib.get_close_matches(name, self.models(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         known = ", ".join(self.models()) or "none"
-        return ModelNotFound(f"no model named {name!r} in store {self.store.path}; registered models: {known}{hint}")
+        return ModelNotFound(f"no model named {name!r} in store {self.store.location}; registered models: {known}{hint}")
 
-    def _resolve(self, db: sqlite3.Connection | None, ref: ModelRef) -> tuple[str, int]:
+    def _resolve(self, db: Connection | None, ref: ModelRef) -> tuple[str, int]:
         """``(name, version)`` a reference points at, or ModelNotFound saying what exists."""
         if db is None:
             raise self._unknown_model(ref.name)
@@ -251,7 +247,7 @@ class Registry:
         return ref.name, ref.version
 
     @staticmethod
-    def _alias_map(db: sqlite3.Connection, name: str) -> dict[str, int]:
+    def _alias_map(db: Connection, name: str) -> dict[str, int]:
         rows = db.execute("SELECT alias, version FROM model_aliases WHERE name = ? ORDER BY alias", (name,))
         return dict(rows.fetchall())
 
@@ -276,9 +272,10 @@ class Registry:
         return mv
 
     @staticmethod
-    def _tags(db: sqlite3.Connection, name: str | None = None) -> dict:
+    def _tags(db: Connection, name: str | None = None) -> dict:
         sql = "SELECT name, version, key, value FROM model_tags"
-        rows = db.execute(sql + (" WHERE name = ?" if name else "") + " ORDER BY rowid", (name,) if name else ())
+        order = f" ORDER BY {db.database.row_order}"
+        rows = db.execute(sql + (" WHERE name = ?" if name else "") + order, (name,) if name else ())
         out: dict = {}
         for n, v, key, value in rows:
             out.setdefault((n, v) if name is None else v, {})[key] = value
@@ -451,12 +448,11 @@ class Registry:
     def _move(db, name, alias, action, from_version, to_version, undoes, reason, caused_by) -> AliasEvent:
         at = _now()
         caused_by = caused_by or default_actor()
-        cursor = db.execute(
+        seq = db.execute(
             "INSERT INTO alias_events (name, alias, action, from_version, to_version, undoes, reason, caused_by, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
             (name, alias, action, from_version, to_version, undoes, reason, caused_by, at),
-        )
-        seq = cursor.lastrowid
+        ).fetchone()[0]
         db.execute(
             "INSERT INTO model_aliases (name, alias, version, event, updated) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, event = excluded.event, "
@@ -468,12 +464,17 @@ class Registry:
     # -- loading ----------------------------------------------------------------------------
 
     def artifact_path(self, mv: ModelVersion) -> Path:
-        """Where a version's model file is: in its training run's ``artifacts/``."""
-        base = (self.store.path / mv.run_id / records.ARTIFACTS_DIR).resolve()
-        path = (base / mv.artifact).resolve()
-        if base not in path.parents:
+        """A local path of a version's model file, from its training run's ``artifacts/``
+        (fetched from a team store's object store first)."""
+        rel = posixpath.normpath(mv.artifact)
+        if rel.startswith(("../", "/")) or rel in ("..", "."):
             raise ArtifactTampered(f"{mv.uri}: artifact path {mv.artifact!r} leaves the run's artifacts directory")
-        return path
+        try:
+            return self.store.run_file(mv.run_id, f"{records.ARTIFACTS_DIR}/{rel}")
+        except FileNotFoundError as exc:
+            raise ArtifactTampered(f"{mv.uri}: model file {mv.artifact!r} of run {mv.run_id} is missing") from exc
+        except RecordError as exc:
+            raise ArtifactTampered(f"{mv.uri}: artifact path {mv.artifact!r} leaves the run's artifacts directory") from exc
 
     def read_artifact(self, mv: ModelVersion) -> bytes:
         """The model file's bytes, after checking their sha256 against the registry.

@@ -1,0 +1,454 @@
+"""The team store: run files on an object store (fsspec, e.g. s3fs), index and registry in PostgreSQL.
+
+Layout under the store URL (``s3://bucket/prefix``)::
+
+    <run_id>/                       one committed run: the same files as in a local store
+    .staging/<run_id>.<token>/      a run being uploaded; removed once committed
+
+An object store has no rename, so a commit goes: every file uploaded under a staging
+prefix; the run id claimed in the database (a primary key, so two writers can never commit
+the same id); the files copied to the run's prefix (a server-side copy), ``record.json``
+last; then, in one transaction, the index row written and the claim marked committed.
+Readers go through the index, so they see a run only once its record and its row are
+both there. A writer killed on the way leaves objects under ``.staging/`` (or, killed
+while copying, a claim never committed), which :meth:`TeamStore.gc` removes.
+
+Endpoint, credentials and region come from where the object store's library looks
+(``AWS_*`` variables, ``~/.aws``), ``MLNB_S3_ENDPOINT_URL``, or ``storage_options``; never
+from a record. The database is ``MLNB_DATABASE`` (``postgresql://USER@HOST/DB``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import secrets
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from mlnb import records
+from mlnb.database import Connection, open_database, redact
+from mlnb.exceptions import RecordError, RunNotFound, StoreError
+from mlnb.store.base import RUN_ID, STAGING, Run, Store, index_insert, index_sql
+
+INDEX_SCHEMA = "mlnb.index/1"
+S3_TIMEOUT_S = 10
+#: what to install for an fsspec protocol whose library is missing
+_BACKENDS = {"s3": "pip install 'mlnb[team]' (s3fs)", "s3a": "pip install 'mlnb[team]' (s3fs)",
+             "gs": "pip install gcsfs", "gcs": "pip install gcsfs", "abfs": "pip install adlfs", "az": "pip install adlfs"}
+
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS run_claims (
+    id TEXT PRIMARY KEY,
+    writer TEXT NOT NULL,
+    claimed TEXT NOT NULL,
+    committed TEXT
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cache_root() -> Path:
+    """Where team stores keep local copies of the files they fetched (``MLNB_CACHE_DIR``)."""
+    return Path(os.environ.get("MLNB_CACHE_DIR") or Path.home() / ".cache" / "mlnb").expanduser()
+
+
+def filesystem(location: str, storage_options: dict | None = None):
+    """The fsspec file system of ``location``, with mlnb's endpoint and timeout defaults.
+
+    Raises:
+        StoreError: no fsspec backend is installed for the URL's scheme.
+    """
+    protocol = location.split("://", 1)[0].lower()
+    try:
+        import fsspec
+
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        hint = _BACKENDS.get(protocol, f"install the fsspec backend for {protocol}://")
+        raise StoreError(f"store {location!r}: no installed backend for {protocol}:// URLs; {hint}") from exc
+    except ValueError as exc:
+        raise StoreError(f"store {location!r}: {protocol}:// is not a file system fsspec knows; give a directory "
+                         "or an object-store URL such as s3://bucket/prefix") from exc
+    options = dict(storage_options or {})
+    if protocol in ("s3", "s3a"):
+        client = dict(options.pop("client_kwargs", {}) or {})
+        endpoint = os.environ.get("MLNB_S3_ENDPOINT_URL")
+        if endpoint and "endpoint_url" not in client:
+            client["endpoint_url"] = endpoint
+        options["client_kwargs"] = client
+        config = {"connect_timeout": S3_TIMEOUT_S, "read_timeout": 60,
+                  "retries": {"max_attempts": 3, "mode": "standard"}, "max_pool_connections": 50}
+        config.update(options.pop("config_kwargs", {}) or {})
+        options["config_kwargs"] = config
+        options.setdefault("use_listings_cache", False)
+        options.setdefault("skip_instance_cache", True)  # a session per store: no state shared between stores
+    return fsspec.filesystem(protocol, **options)
+
+
+class _RemoteFiles(records.RunFiles):
+    """A committed run's files read from the object store, for :func:`records.verify_files`."""
+
+    def __init__(self, fs, prefix: str):
+        self.fs = fs
+        self.prefix = prefix
+        self._listing = {posixpath.relpath(p, prefix): info for p, info in fs.find(prefix, detail=True).items()}
+
+    def record_bytes(self) -> bytes:
+        if records.RECORD_FILE not in self._listing:
+            raise FileNotFoundError(records.RECORD_FILE)
+        return self.fs.cat_file(f"{self.prefix}/{records.RECORD_FILE}")
+
+    def problem(self, rel: str) -> str | None:
+        norm = posixpath.normpath(rel)
+        if norm.startswith(("../", "/")) or norm == "..":
+            return "path is outside the run"
+        return None if norm in self._listing else "file is missing"
+
+    def sha256(self, rel: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(f"{self.prefix}/{rel}", "rb", block_size=1 << 22) as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def present(self) -> set[str]:
+        return {rel for rel in self._listing if rel != records.RECORD_FILE}
+
+
+class TeamStore(Store):
+    """Run files on an object store, the index and the registry in PostgreSQL.
+
+    Args:
+        location: the store URL, ``s3://bucket/prefix``.
+        database: the database URL; ``MLNB_DATABASE`` by default.
+        storage_options: fsspec options for the file system (endpoint, credentials, ...).
+    """
+
+    def __init__(self, location: str, database: str | None = None, storage_options: dict | None = None):
+        self.location = str(location).rstrip("/")
+        url = database or os.environ.get("MLNB_DATABASE")
+        if not url:
+            raise StoreError(f"store {self.location!r} is a team store and needs its database: set "
+                             "MLNB_DATABASE=postgresql://USER@HOST/DB (it holds the index and the registry)")
+        self.database = open_database(url)
+        if self.database.dialect != "postgresql":
+            raise StoreError(f"store {self.location!r}: a team store keeps its index in PostgreSQL; "
+                             f"MLNB_DATABASE={redact(url)!r} is not a postgresql:// URL")
+        self.fs = filesystem(self.location, storage_options)
+        self.root = self.fs._strip_protocol(self.location).rstrip("/")
+        if "/" not in self.root and not self.root:
+            raise StoreError(f"store {self.location!r} names no bucket; give s3://BUCKET[/PREFIX]")
+        key = hashlib.sha256(f"{self.location}\n{self.database.name}".encode()).hexdigest()[:16]
+        self._cache = cache_root() / "stores" / key
+        self._checked = False
+
+    # -- layout ----------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """This host's cache of the store: fetched run files, and what serving logs here."""
+        return self._cache
+
+    def run_location(self, run_id: str) -> str:
+        return f"{self.location}/{run_id}"
+
+    def _key(self, run_id: str, rel: str = "") -> str:
+        return f"{self.root}/{run_id}" + (f"/{rel}" if rel else "")
+
+    def run_file(self, run_id: str, rel: str) -> Path:
+        norm = posixpath.normpath(rel)
+        if norm.startswith(("../", "/")) or norm in ("..", ".") or not RUN_ID.match(run_id):
+            raise RecordError(f"{rel!r} leaves run {run_id}")
+        local = self._cache / "runs" / run_id / norm
+        if not local.is_file():  # committed files never change: a copy fetched once stays right
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".fetch-")
+            os.close(fd)
+            try:
+                self._call(self.fs.get_file, self._key(run_id, norm), tmp)
+                os.replace(tmp, local)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return local
+
+    def _call(self, fn, *args, **kwargs) -> Any:
+        """An object-store call, its errors as one line naming the store (FileNotFoundError kept)."""
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except PermissionError as exc:
+            raise StoreError(f"store {self.location!r}: access denied ({exc}); check the credentials "
+                             "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, ~/.aws)") from exc
+        except OSError as exc:
+            raise StoreError(f"store {self.location!r}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # botocore's connection errors are not OSErrors
+            if type(exc).__module__.split(".")[0] not in ("botocore", "aiobotocore", "aiohttp", "urllib3"):
+                raise
+            raise StoreError(f"store {self.location!r}: cannot reach the object store "
+                             f"(timeout {S3_TIMEOUT_S} s): {exc}") from exc
+
+    # -- database --------------------------------------------------------------------------
+
+    def has_database(self) -> bool:
+        return True
+
+    def connect(self) -> Connection:
+        db = self.database.connect()
+        if not self._checked:
+            try:
+                ready = db.has_table("runs") and db.has_table("registry_meta") and db.has_table("run_claims")
+                schema = db.execute("SELECT value FROM registry_meta WHERE key = 'index'").fetchone() if ready else None
+            except self.database.errors as exc:
+                db.close()
+                raise StoreError(f"database {self.database.name}: cannot read mlnb's tables: {exc}") from exc
+            if schema is None:
+                db.close()
+                raise StoreError(f"database {self.database.name} has no mlnb tables; run 'mlnb store init' "
+                                 f"(MLNB_STORE={self.location})")
+            if schema[0] != INDEX_SCHEMA:
+                db.close()
+                raise StoreError(f"database {self.database.name} has index schema {schema[0]!r}, newer than "
+                                 f"this mlnb's {INDEX_SCHEMA!r}; upgrade mlnb")
+            self._checked = True
+        return db
+
+    def init(self) -> None:
+        """Create the index, claim and registry tables (idempotent); check the bucket is there."""
+        from mlnb.registry.schema import schema_sql
+
+        self.ensure_writable()
+        with contextlib.closing(self.database.connect()) as db:
+            with db.transaction(lock="mlnb.init"):
+                db.script(index_sql(self.database) + _CLAIMS + schema_sql(self.database))
+                db.execute("INSERT INTO registry_meta VALUES ('index', ?) ON CONFLICT (key) DO NOTHING",
+                           (INDEX_SCHEMA,))
+        self._checked = False
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def ensure_writable(self) -> None:
+        bucket = self.root.split("/", 1)[0]
+        try:
+            exists = self._call(self.fs.exists, bucket)
+        except FileNotFoundError:
+            exists = False
+        if not exists:
+            raise StoreError(f"store {self.location!r}: bucket {bucket!r} does not exist (or these credentials "
+                             "cannot see it); create it first")
+
+    def clean_stale(self) -> list[Path]:
+        """Remove this host's staged runs (``<pid>-<run id>-…`` in the cache) whose writer is gone."""
+        from mlnb.store.local import _pid_alive
+
+        removed = []
+        base = self._cache / STAGING
+        for entry in sorted(base.iterdir()) if base.is_dir() else []:
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        return removed
+
+    @contextlib.contextmanager
+    def staging(self, run_id: str) -> Iterator[Path]:
+        self.ensure_writable()
+        self.clean_stale()
+        base = self._cache / STAGING
+        base.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{run_id}-", dir=base))
+        (path / records.ARTIFACTS_DIR).mkdir()
+        try:
+            yield path
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def commit(self, staged: Path, record: dict) -> Run:
+        run_id = record["id"]
+        records.write_record(staged, record)
+        files = sorted((p.relative_to(staged).as_posix(), p) for p in staged.rglob("*") if p.is_file())
+        body = [(rel, p) for rel, p in files if rel != records.RECORD_FILE]
+        staging_prefix = f"{self.root}/{STAGING}/{run_id}.{secrets.token_hex(4)}"
+        try:
+            if body:
+                self._call(self.fs.put, [str(p) for _, p in body], [f"{staging_prefix}/{rel}" for rel, _ in body])
+            self._claim(run_id)
+            # from here a failure leaves a claim without an index row: invisible, and gc's to remove
+            if body:
+                self._call(self.fs.copy, [f"{staging_prefix}/{rel}" for rel, _ in body],
+                           [self._key(run_id, rel) for rel, _ in body])
+            self._call(self.fs.put_file, str(staged / records.RECORD_FILE), self._key(run_id, records.RECORD_FILE))
+            with contextlib.closing(self.connect()) as db, db.transaction():
+                index_insert(db, record)
+                db.execute("UPDATE run_claims SET committed = ? WHERE id = ?", (_now(), run_id))
+        finally:
+            with contextlib.suppress(StoreError, FileNotFoundError):
+                self._call(self.fs.rm, staging_prefix, recursive=True)
+        # the staged directory becomes this host's cached copy of the run
+        cached = self._cache / "runs" / run_id
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        if cached.exists():
+            shutil.rmtree(cached, ignore_errors=True)
+        os.replace(staged, cached)
+        return Run(cached, record, self)
+
+    def _claim(self, run_id: str) -> None:
+        writer = f"{os.uname().nodename}:{os.getpid()}"
+        with contextlib.closing(self.connect()) as db:
+            try:
+                db.execute("INSERT INTO run_claims (id, writer, claimed) VALUES (?, ?, ?)", (run_id, writer, _now()))
+            except self.database.integrity_errors as exc:
+                raise StoreError(f"cannot commit run {run_id} to {self.location!r}: another writer already "
+                                 "committed (or is committing) a run of that id") from exc
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        """Ids of every committed run: those with an index row (a run is committed with it)."""
+        with contextlib.closing(self.connect()) as db:
+            return sorted(r[0] for r in db.execute("SELECT id FROM runs"))
+
+    def _listed_ids(self) -> list[str]:
+        """Ids of every run prefix on the object store, committed or not."""
+        try:
+            names = self._call(self.fs.ls, self.root, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(n.rsplit("/", 1)[-1] for n in names if RUN_ID.match(n.rsplit("/", 1)[-1]))
+
+    def sync_index(self, force: bool = False) -> int:
+        """The index is written in each commit's transaction; ``force`` rebuilds it from the
+        records on the object store (runs without a record are left out)."""
+        if not force:
+            return 0
+        changed = 0
+        with contextlib.closing(self.connect()) as db:
+            indexed = {row[0] for row in db.execute("SELECT id FROM runs")}
+            on_store = {}
+            for run_id in self._listed_ids():
+                try:
+                    on_store[run_id] = self._read_record(run_id, validate=False)
+                except (RecordError, FileNotFoundError):
+                    continue  # a commit that never finished: gc's, and verify names it
+            with db.transaction(lock="mlnb.index"):
+                for run_id in indexed - set(on_store):
+                    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                    changed += 1
+                for run_id, record in sorted(on_store.items()):
+                    index_insert(db, record)
+                    db.execute("INSERT INTO run_claims (id, writer, claimed, committed) VALUES (?, 'reindex', ?, ?) "
+                               "ON CONFLICT (id) DO UPDATE SET committed = excluded.committed", (run_id, _now(), _now()))
+                    changed += run_id not in indexed
+        return changed
+
+    def _read_record(self, run_id: str, validate: bool = True) -> dict:
+        import json
+
+        where = f"{self.run_location(run_id)}/{records.RECORD_FILE}"
+        try:
+            record = json.loads(self._call(self.fs.cat_file, self._key(run_id, records.RECORD_FILE)))
+        except FileNotFoundError as exc:
+            raise RecordError(f"{where}: missing") from exc
+        except ValueError as exc:
+            raise RecordError(f"{where}: not JSON ({exc})") from exc
+        if validate:
+            records.check_schema(record, where=where)
+        return record
+
+    def resolve_id(self, run_id: str) -> str:
+        with contextlib.closing(self.connect()) as db:
+            if RUN_ID.match(run_id) and db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return run_id
+            matches = [r[0] for r in db.execute("SELECT id FROM runs WHERE substr(id, 1, ?) = ? LIMIT 2",
+                                                (len(run_id), run_id))] if run_id else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise RunNotFound(run_id, f"{self.location} (prefix matches several runs; give more)")
+        raise RunNotFound(run_id, self.location)
+
+    def get(self, run_id: str) -> Run:
+        full = self.resolve_id(run_id)
+        return Run(self._cache / "runs" / full, self._read_record(full), self)
+
+    def fetch_run(self, run_id: str) -> Run:
+        if not RUN_ID.match(run_id):
+            raise RunNotFound(run_id, self.location)
+        import json
+
+        cached = self._cache / "runs" / run_id
+        with contextlib.closing(self.connect()) as db:
+            if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise RunNotFound(run_id, self.location)
+        where = f"{self.run_location(run_id)}/{records.RECORD_FILE}"
+        try:  # the cached copy of the record: pages show the badge of verify(), which reads the store
+            record = json.loads(self.run_file(run_id, records.RECORD_FILE).read_bytes())
+        except FileNotFoundError as exc:
+            raise RecordError(f"{where}: missing") from exc
+        except ValueError as exc:
+            raise RecordError(f"{where}: not JSON ({exc})") from exc
+        rels = sorted(set(record.get("files") or {})
+                      | {f"{records.ARTIFACTS_DIR}/{a['path']}" for a in record.get("artifacts") or []})
+        missing = [rel for rel in rels if not (cached / rel).is_file()]
+        for rel in missing:
+            with contextlib.suppress(FileNotFoundError, RecordError):  # verify names what is gone
+                self.run_file(run_id, rel)
+        return Run(cached, record, self)
+
+    def verify(self, run_id: str | None = None) -> list[records.Problem]:
+        """Recompute every hash from the object store (not the local cache)."""
+        ids = [self.resolve_id(run_id)] if run_id else self.run_ids()
+        problems = []
+        for rid in ids:
+            problems.extend(records.verify_files(rid, _RemoteFiles(self.fs, self._key(rid))))
+        return problems
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def gc(self, older_than_s: float) -> list[str]:
+        """Remove staging prefixes and never-committed claims (with their objects) older than
+        ``older_than_s`` seconds; return what was removed, as store URLs."""
+        cutoff = time.time() - older_than_s
+        removed = []
+        try:
+            entries = self._call(self.fs.ls, f"{self.root}/{STAGING}", detail=True)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            name = entry["name"].rstrip("/")
+            newest = max((_mtime(info) for info in self.fs.find(name, detail=True).values()), default=0.0)
+            if newest < cutoff:
+                self._call(self.fs.rm, name, recursive=True)
+                removed.append(f"{self.location}/{STAGING}/{name.rsplit('/', 1)[-1]}")
+        stamp = datetime.fromtimestamp(cutoff, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with contextlib.closing(self.connect()) as db:
+            stale = [r[0] for r in db.execute(
+                "SELECT id FROM run_claims WHERE committed IS NULL AND claimed < ? "
+                "AND id NOT IN (SELECT id FROM runs)", (stamp,))]
+            for run_id in stale:
+                with contextlib.suppress(FileNotFoundError):
+                    self._call(self.fs.rm, self._key(run_id), recursive=True)
+                db.execute("DELETE FROM run_claims WHERE id = ? AND committed IS NULL", (run_id,))
+                removed.append(self.run_location(run_id))
+        return removed
+
+
+def _mtime(info: dict) -> float:
+    value = info.get("LastModified") or info.get("mtime") or info.get("created")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 0.0
