@@ -1,13 +1,21 @@
-"""The run filter language: what each expression keeps, and the one-line errors of bad ones."""
+"""The run filter language: what each expression keeps, and the one-line errors of bad ones.
+
+Every filter runs on both stores — SQLite's ``json_extract`` in the local one, PostgreSQL's
+jsonb operators in a team store — and must keep the same runs on each.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 
 import pytest
 
-from mlnb.filters import FilterError, parse
+from mlnb.filters import FilterError, compile_filter, parse
+from mlnb.store import Store, new_run_id
+
+from .servers import fresh_database, s3_env, s3_server  # noqa: F401  (fixture)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -28,14 +36,33 @@ RUNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A store with the runs above; returns (store, {name: run id})."""
-    from mlnb.store import Store, new_run_id
+@pytest.fixture(scope="module", params=["local", "team"])
+def runs(request, tmp_path_factory):
+    """A store with the runs above, local or team; returns (store, {name: run id})."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "local":
+            store = Store(tmp_path_factory.mktemp("filters") / "store")
+            store.path.mkdir()
+        else:
+            store = stack.enter_context(_team_store(request, tmp_path_factory))
+        yield _write(store)
+
+
+@contextlib.contextmanager
+def _team_store(request, tmp_path_factory):
+    server = request.getfixturevalue("s3_server")
+    with fresh_database() as url, pytest.MonkeyPatch.context() as env:
+        for key, value in {**s3_env(server.endpoint_url), "MLNB_DATABASE": url,
+                           "MLNB_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}.items():
+            env.setenv(key, value)
+        store = Store(f"s3://{server.create_bucket()}/runs")
+        store.init()
+        yield store
+
+
+def _write(store):
     from mlnb.ui.sample import _Writer
 
-    store = Store(tmp_path_factory.mktemp("filters") / "store")
-    store.path.mkdir()
     writer = _Writer(store)
     ids = {name: new_run_id(spec[0], now=T0.replace(day=spec[1] + 1)) for name, spec in RUNS.items()}
     for name, (template, day, params, scraps, parent, status) in RUNS.items():
@@ -137,7 +164,7 @@ def test_values_are_bound_never_spliced_into_sql(runs):
 
 def test_runs_list_filter_from_the_command_line(runs, cli):
     store, ids = runs
-    done = cli("runs", "list", "--store", str(store.path), "--json", "--filter",
+    done = cli("runs", "list", "--store", store.location, "--json", "--filter",
                "template = 'train' and metrics.accuracy > 0.8 and params.max_iter >= 100")
     assert done.returncode == 0, done.stderr
     assert [i["id"] for i in json.loads(done.stdout)] == [ids["t1"]]
@@ -145,9 +172,21 @@ def test_runs_list_filter_from_the_command_line(runs, cli):
 
 def test_runs_list_bad_filter_exits_2_with_one_line(runs, cli):
     store, _ = runs
-    done = cli("runs", "list", "--store", str(store.path), "--filter", "metrics.f1 >> 0.5")
+    done = cli("runs", "list", "--store", store.location, "--filter", "metrics.f1 >> 0.5")
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("mlnb: error: filter 'metrics.f1 >> 0.5' at position 13: expected a value")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_compiled_sql_binds_every_value_and_holds_no_placeholder_characters(dialect):
+    sql, args = compile_filter("params.note ~ '50% off?' and template = 'a?b' and metrics.f1 > 0.5", dialect)
+    assert "50% off?" in args and "a?b" in args and 0.5 in args
+    assert "%" not in sql and sql.count("?") == len(args)
+
+
+def test_an_unknown_dialect_is_refused():
+    with pytest.raises(ValueError, match="unknown SQL dialect 'mysql'; known: sqlite, postgresql"):
+        compile_filter("template = 'a'", "mysql")

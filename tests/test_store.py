@@ -13,7 +13,9 @@ import pytest
 
 from mlnb import records
 from mlnb.exceptions import RunNotFound, StoreError
-from mlnb.store import STAGING, Store, as_store, new_run_id
+from mlnb.store import STAGING, LocalStore, Store, as_store, new_run_id
+
+from .abstract.store import AbstractStoreTests
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -50,7 +52,7 @@ def commit_run(store: Store, template: str = "echo", *, started: datetime = T0, 
 
 def test_layout_is_named_by_the_store(tmp_path):
     store = Store(tmp_path / "runs")
-    assert store.database == tmp_path / "runs" / "mlnb.sqlite"
+    assert store.database.path == tmp_path / "runs" / "mlnb.sqlite"
     assert store.data_dir == tmp_path / "runs" / "data"
     assert store.shadow_dir == tmp_path / "runs" / "shadow"
     assert store.predictions_dir == tmp_path / "runs" / "predictions"
@@ -68,10 +70,11 @@ def test_reading_an_empty_store_creates_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("path, message", [
-    ("s3://bucket/runs", "is a URL"),
+    ("s3://bucket/runs", "is a team store and needs its database: set MLNB_DATABASE=postgresql://"),
     ("file", "is a file; give a directory"),
 ])
-def test_a_store_that_is_not_a_directory_is_refused(tmp_path, path, message):
+def test_a_store_that_is_not_a_directory_is_refused(tmp_path, monkeypatch, path, message):
+    monkeypatch.delenv("MLNB_DATABASE", raising=False)
     (tmp_path / "file").write_text("x")
     target = path if "://" in path else tmp_path / path
     with pytest.raises(StoreError, match=message):
@@ -138,7 +141,7 @@ def test_the_index_follows_the_run_directories(tmp_path):
     store = Store(tmp_path / "runs")
     kept = commit_run(store, started=T0)
     gone = commit_run(store, started=T0 + timedelta(minutes=1))
-    store.database.unlink()  # derived data: rebuilt from the records
+    store.database.path.unlink()  # derived data: rebuilt from the records
     fresh = Store(store.path)
     assert {r["id"] for r in fresh.list_runs()} == {kept.id, gone.id}
     os.chmod(gone.path, 0o755)
@@ -181,7 +184,7 @@ def test_connect_gives_the_index_in_wal_mode(tmp_path):
         assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     finally:
         db.close()
-    assert isinstance(db, sqlite3.Connection)
+    assert isinstance(db.raw, sqlite3.Connection) and db.dialect == "sqlite"
 
 
 def test_default_store_comes_from_environment_then_project_file(tmp_path, monkeypatch):
@@ -209,12 +212,53 @@ def test_a_read_only_store_is_listed_and_its_stale_index_named(tmp_path, monkeyp
 
     store = Store(tmp_path / "runs")
     run = commit_run(store)
-    monkeypatch.setattr(Store, "read_only", property(lambda self: True))
+    monkeypatch.setattr(LocalStore, "read_only", property(lambda self: True))
     assert [r["id"] for r in Store(store.path).list_runs()] == [run.id]
     with Registry(Store(store.path)) as registry:
         assert registry.models() == []
     with pytest.raises(StoreError, match="is read-only and its index does not match its runs"):
         Store(store.path).sync_index(force=True)
-    store.database.unlink()
+    store.database.path.unlink()
     with pytest.raises(StoreError, match=r"is read-only and has no index \(mlnb.sqlite\)"):
         Store(store.path).list_runs()
+
+
+class TestLocalStore(AbstractStoreTests):
+    """The shared store behaviour on a directory with its SQLite index."""
+
+    @pytest.fixture
+    def store(self, tmp_path) -> Store:
+        store = Store(tmp_path / "runs")
+        assert isinstance(store, LocalStore)
+        return store
+
+    def _writable(self, path):
+        for parent in (path.parent, *path.parent.parents):
+            if parent.name == STAGING or not parent.exists():
+                break
+            os.chmod(parent, 0o755)
+            if (parent / records.RECORD_FILE).exists():
+                break
+        if path.exists():
+            os.chmod(path, 0o644)
+
+    def overwrite(self, store, run_id, rel, data):
+        path = store.path / run_id / rel
+        self._writable(path)
+        path.write_bytes(data)
+
+    def remove(self, store, run_id, rel):
+        path = store.path / run_id / rel
+        self._writable(path)
+        path.unlink()
+
+
+def test_a_store_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
+    import mlnb.fstype
+
+    monkeypatch.setattr(mlnb.fstype, "network_filesystem", lambda path: "nfs4")
+    store = Store(tmp_path / "runs")
+    with pytest.raises(StoreError, match=r"is on a network file system \(nfs4\), where SQLite's write-ahead log "
+                                         r"corrupts the index; use a team store \(MLNB_STORE=s3://"):
+        commit_run(store)
+    assert store.run_ids() == [] and not (tmp_path / "runs" / "mlnb.sqlite").exists()

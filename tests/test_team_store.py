@@ -1,0 +1,208 @@
+"""The team store on real servers: run files on moto's S3 server, index and registry in PostgreSQL.
+
+The store and registry behaviour suites of ``tests/abstract/`` run here unchanged; what only
+an object store has (staging prefixes, claims, gc, the commands that set it up, the errors
+of endpoints and databases that are not there) is tested below them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mlnb import records
+from mlnb.exceptions import StoreError
+from mlnb.store import Store, new_run_id
+from mlnb.store.team import TeamStore
+
+from .abstract.registry import AbstractRegistryTests
+from .abstract.store import AbstractStoreTests, write_runs
+from .servers import postgres_database, postgres_url, s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def team_env(monkeypatch, tmp_path, s3_server, postgres_url):  # noqa: F811
+    """The environment of a team-store user: endpoint, credentials, database, a private cache."""
+    for key, value in {**s3_env(s3_server.endpoint_url), "MLNB_DATABASE": postgres_url,
+                       "MLNB_CACHE_DIR": str(tmp_path / "cache")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MLNB_STORE", raising=False)
+    return {"database": postgres_url, "endpoint": s3_server.endpoint_url}
+
+
+@pytest.fixture
+def team_store(team_env, s3_bucket) -> TeamStore:  # noqa: F811
+    store = Store(f"s3://{s3_bucket}/runs")
+    assert isinstance(store, TeamStore)
+    store.init()
+    return store
+
+
+class _TeamHooks:
+    """Change a run's object on S3, as seen by a host that has not fetched it yet (this
+    host's cached copy is dropped: what a host loads is what it checks)."""
+
+    def overwrite(self, store, run_id, rel, data):
+        store.fs.pipe_file(store._key(run_id, rel), data)
+        (store.path / "runs" / run_id / rel).unlink(missing_ok=True)
+
+    def remove(self, store, run_id, rel):
+        store.fs.rm_file(store._key(run_id, rel))
+        (store.path / "runs" / run_id / rel).unlink(missing_ok=True)
+
+
+class TestTeamStore(_TeamHooks, AbstractStoreTests):
+    """The shared store behaviour on S3 and PostgreSQL."""
+
+    @pytest.fixture
+    def store(self, team_store):
+        return team_store
+
+
+class TestTeamRegistry(_TeamHooks, AbstractRegistryTests):
+    """The shared registry behaviour in PostgreSQL, its models' files on S3."""
+
+    @pytest.fixture
+    def store(self, team_store, trained):
+        from mlnb.store.copy import copy_store
+
+        copy_store(Store(trained[0]), team_store)
+        return team_store
+
+    @pytest.fixture
+    def run_ids(self, trained):
+        return trained[1]
+
+
+# -- what only an object store has ---------------------------------------------------------------
+
+
+def test_a_commit_leaves_no_staging_and_a_claim_marked_committed(team_store):
+    (run_id,) = write_runs(team_store, 1)
+    assert team_store.fs.find(f"{team_store.root}/.staging") == []
+    with team_store.connect() as db:
+        writer, committed = db.execute("SELECT writer, committed FROM run_claims WHERE id = ?", (run_id,)).fetchone()
+    assert committed and ":" in writer
+    assert sorted(p.rsplit("/", 1)[-1] for p in team_store.fs.find(team_store._key(run_id))) == [
+        "model.bin", "notebook.html", "notebook.ipynb", "record.json"]
+
+
+def test_a_writer_killed_before_the_index_row_leaves_an_invisible_run_that_gc_removes(team_store, monkeypatch):
+    import mlnb.store.team as team
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt  # the writer dies between its record and its index row
+
+    monkeypatch.setattr(team, "index_insert", fail)
+    run_id = new_run_id("train")
+    with pytest.raises(KeyboardInterrupt):
+        write_runs(team_store, 1, run_id=run_id)
+    monkeypatch.undo()
+    assert team_store.list_runs() == [] and team_store.run_ids() == [] and team_store.verify() == []
+    assert team_store.fs.exists(team_store._key(run_id, records.RECORD_FILE))  # uploaded, never visible
+    assert team_store.gc(older_than_s=3600) == []  # too young to be a dead writer's
+    assert team_store.gc(older_than_s=0) == [team_store.run_location(run_id)]
+    assert not team_store.fs.exists(team_store._key(run_id))
+    with team_store.connect() as db:
+        assert db.execute("SELECT COUNT(*) FROM run_claims").fetchone()[0] == 0
+
+
+def test_gc_removes_staging_older_than_the_age(team_store):
+    stale = f"{team_store.root}/.staging/20260101T000000Z-train-abcdef.1234"
+    team_store.fs.pipe_file(f"{stale}/notebook.ipynb", b"{}")
+    assert team_store.gc(older_than_s=3600) == []
+    removed = team_store.gc(older_than_s=0)
+    assert removed == [f"{team_store.location}/.staging/20260101T000000Z-train-abcdef.1234"]
+    assert team_store.fs.find(f"{team_store.root}/.staging") == []
+
+
+def test_verify_reads_the_object_store_not_the_cache(team_store):
+    (run_id,) = write_runs(team_store, 1)
+    cached = team_store.get(run_id).artifact("model.bin")
+    assert cached.read_bytes() == bytes([0]) * 64
+    team_store.fs.pipe_file(team_store._key(run_id, "artifacts/model.bin"), b"tampered")
+    assert [(p.where, p.what) for p in team_store.verify()] == [
+        ("artifacts/model.bin", "content changed (sha256 differs from the record)")]
+
+
+def test_an_executed_run_reads_the_model_from_the_team_store_in_the_kernel(team_store, trained):
+    from mlnb.execute import run_template
+    from mlnb.registry import Registry
+    from mlnb.store.copy import copy_store
+
+    from .test_registry import BATCH
+
+    copy_store(Store(trained[0]), team_store)
+    with Registry(team_store) as registry:
+        registry.register(trained[1]["hgb"], "weather")
+        registry.promote("weather", 1)
+    run = run_template("evaluate", {"model": "weather@production", "data": str(BATCH),
+                                    "store": team_store.location}, team_store)
+    assert run.succeeded, run.record["error"]
+    assert run.record["scraps"]["model"]["version"] == 1 and run.record["scraps"]["metrics"]["accuracy"] > 0.5
+    assert team_store.verify(run.id) == []
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def _one_line(result, code: int, *fragments: str) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_store_init_copy_list_verify_and_gc_from_the_command_line(cli, team_env, s3_bucket, tmp_path):  # noqa: F811
+    from mlnb.store import LocalStore
+
+    local = LocalStore(tmp_path / "runs")
+    ids = write_runs(local, 3)
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"],
+           "MLNB_CACHE_DIR": str(tmp_path / "cache")}
+    url = f"s3://{s3_bucket}/weather"
+    _one_line(cli("runs", "list", "--store", url, env=env), 2, "has no mlnb tables; run 'mlnb store init'")
+    out = cli("store", "init", "--store", url, env=env)
+    assert out.returncode == 0 and f"store {url}: ready" in out.stdout, out.stderr
+    out = cli("store", "copy", str(local.path), url, env=env)
+    assert out.returncode == 0 and "3 runs copied, 0 already there" in out.stdout, out.stderr
+    listed = json.loads(cli("runs", "list", "--json", env={**env, "MLNB_STORE": url}).stdout)
+    assert sorted(r["id"] for r in listed) == sorted(ids)
+    out = cli("runs", "verify", "--store", url, env=env)
+    assert out.returncode == 0 and "3 runs checked, 3 intact, 0 changed" in out.stdout, out.stderr
+    out = cli("store", "gc", "--older-than", "1h", "--store", url, env=env)
+    assert out.returncode == 0 and "0 left-overs removed" in out.stdout, out.stderr
+    _one_line(cli("store", "gc", "--older-than", "soon", "--store", url, env=env), 2,
+              "--older-than 'soon' is not an age; give a number and a unit: 90s, 15m, 6h or 2d")
+
+
+def test_bad_team_store_settings_are_one_line_and_write_nothing(cli, team_env, s3_bucket, tmp_path):  # noqa: F811
+    base = {**s3_env(team_env["endpoint"]), "MLNB_CACHE_DIR": str(tmp_path / "cache"), "MLNB_DATABASE": None}
+    url = f"s3://{s3_bucket}/weather"
+    cases = [
+        ({}, url, "is a team store and needs its database: set MLNB_DATABASE=postgresql://"),
+        ({"MLNB_DATABASE": "postgresql://postgres@127.0.0.1:1/none"}, url, "cannot reach database postgresql://"),
+        ({"MLNB_DATABASE": team_env["database"]}, "s3://no-such-bucket-mlnb/runs", "bucket 'no-such-bucket-mlnb' does not exist"),
+        ({"MLNB_DATABASE": "mysql://root@127.0.0.1/test"}, url, "unsupported scheme 'mysql'"),
+        ({"MLNB_DATABASE": team_env["database"]}, "gs://bucket/runs", "no installed backend for gs:// URLs; pip install gcsfs"),
+    ]
+    for extra, location, fragment in cases:
+        _one_line(cli("store", "init", "--store", location, env={**base, **extra}), 2, fragment)
+    _one_line(cli("runs", "list", env={**base, "MLNB_DATABASE": team_env["database"]}, cwd=tmp_path), 2,
+              "MLNB_DATABASE is set but the store is the local")
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(StoreError, match="is not a postgresql:// URL"):
+        TeamStore(url, database=str(tmp_path / "x.sqlite"))
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_a_database_of_a_newer_schema_is_refused(team_store):
+    with team_store.connect() as db:
+        db.execute("UPDATE registry_meta SET value = 'mlnb.index/9' WHERE key = 'index'")
+    fresh = Store(team_store.location)
+    with pytest.raises(StoreError, match="has index schema 'mlnb.index/9', newer than this mlnb's 'mlnb.index/1'; upgrade mlnb"):
+        fresh.list_runs()
