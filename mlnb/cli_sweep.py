@@ -162,7 +162,7 @@ def _print_summary(result) -> None:
         line += f", {counts['error']} could not run (no record)"
     console.print(line)
     if result.summary_run:
-        console.print(f"summary record: {plan.store.path / result.summary_run['run_id'] / 'notebook.html'}")
+        console.print(f"summary record: {plan.store.run_location(result.summary_run['run_id'])}/notebook.html")
 
 
 def _progress(quiet: bool):

@@ -93,5 +93,5 @@ def ui(store_path, port, token_file, write_token_file, export_dir):
     app.state.site.warm()
     url = f"http://127.0.0.1:{port}/" + (f"?token={read}" if read else "")
     mode = "promote and rollback need the write token" if write else "read-only"
-    click.echo(f"mlnb ui: {url}  (store {store.path}; {mode}; Ctrl-C stops)", err=True)
+    click.echo(f"mlnb ui: {url}  (store {store.location}; {mode}; Ctrl-C stops)", err=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

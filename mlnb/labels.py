@@ -277,6 +277,6 @@ def add_file(path: str | os.PathLike, store: Any = None, model: str | None = Non
     store.ensure_writable()
     parameters = {"labels": str(Path(path).expanduser().resolve()), "model": name,
                   "label_column": checked.label_column, "id_column": id_column,
-                  "store": str(store.path.resolve()), "demo": False}
+                  "store": store.location, "demo": False}
     run = run_template("labels", parameters, store, timeout=timeout, progress=progress)
     return AddOutcome(run, name, dict(run.record["scraps"].get("counts") or {}) if run.succeeded else {})

@@ -378,7 +378,7 @@ def predict_file(
         "data": str(Path(input_path).expanduser().resolve()),
         "output_format": fmt,
         "impute_missing": bool(impute_missing),
-        "store": str(store.path.resolve()),
+        "store": store.location,
         "demo": False,
     }
     if keep is not None:

@@ -232,7 +232,7 @@ def plan_sweep(
         raise ParameterError("`over_param` needs `over` (a glob of files)", parameters=("over_param", "over"))
 
     sweep_id = new_run_id("sweep")
-    store_path = str(store.path.resolve())
+    store_path = store.location
     tasks = []
     for index, combo in enumerate(itertools.product(*axes.values())):
         overrides = {**fixed, **dict(zip(axes, combo))}
@@ -257,6 +257,6 @@ def plan_sweep(
             warm=not cold,
         ))
     return SweepPlan(
-        sweep_id=sweep_id, template=template, store=Store(store_path), tasks=tasks,
+        sweep_id=sweep_id, template=template, store=store, tasks=tasks,
         varying=list(axes), grid=axes, fixed=fixed,
     )

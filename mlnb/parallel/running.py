@@ -17,7 +17,6 @@ from mlnb.parallel.backends import Backend, SequentialBackend
 from mlnb.parallel.plan import RunTask, SweepPlan
 from mlnb.parallel.summary import record_summary
 from mlnb.parallel.worker import check_workers, execute_task
-from mlnb.store import Store
 
 #: Run statuses in a sweep's summary: the two of a record, and ``error`` for a run that
 #: could not be executed or committed at all (no record exists; the message says why).
@@ -137,7 +136,7 @@ def execute_sweep(
                     record_summary(result, backend)
                 # every worker indexed its own commit; an index write that failed there
                 # (suppressed: the record is what counts) is made good here
-                if plan.store.path.is_dir():
+                if plan.store.has_database():
                     plan.store.sync_index()
             except KeyboardInterrupt:
                 observer.interrupted()
@@ -147,7 +146,7 @@ def execute_sweep(
         # gone now, so the store can tell their debris from live runs
         plan.store.clean_stale()
         # a run may have committed between Ctrl-C and its worker's end: ask the store
-        recorded = [r["id"] for r in Store(plan.store.path).list_runs(parent=plan.sweep_id)]
+        recorded = [r["id"] for r in plan.store.list_runs(parent=plan.sweep_id)]
         raise SweepInterrupted(f"sweep {plan.sweep_id} interrupted: {len(recorded)} of {len(plan.tasks)} runs "
                                "recorded", recorded) from exc
     return result

@@ -58,7 +58,7 @@ def record_summary(result: SweepResult, backend: Backend) -> Any:
         template=str(tpl.path),
         template_name=tpl.name,
         parameters=summary_parameters(result),
-        store=str(plan.store.path),
+        store=plan.store.location,
         run_id=plan.sweep_id,
         tags={"sweep": plan.sweep_id, "role": "summary", "runs": len(result.rows), "failed": result.n_failed},
         paths_relative_to=str(tpl.path.parent),  # no value of the summary names a file

@@ -137,7 +137,7 @@ class _Pipeline:
 
     def evaluate_parameters(self, version: int, data: Path) -> dict:
         return {"model": f"{self.config.model.name}/{version}", "data": str(data),
-                "target": self.config.model.target, "store": str(self.store.path), "demo": False}
+                "target": self.config.model.target, "store": self.store.location, "demo": False}
 
     def monitored(self, production: dict | None) -> bool:
         """Whether the estimated-performance trigger is configured and has a model to watch."""
@@ -153,7 +153,7 @@ class _Pipeline:
             return None
         ep = cfg.triggers.estimated_performance
         return {"model": f"{cfg.model.name}@{cfg.promotion.alias}", "chunk": ep.chunk, "min_rows": ep.min_rows,
-                "metric": ep.metric, "store": str(self.store.path), "demo": False}
+                "metric": ep.metric, "store": self.store.location, "demo": False}
 
     def estimated_performance(self, run: Run | None) -> Trigger:
         """Whether the production model's performance, estimated from its prediction log by
@@ -425,7 +425,7 @@ class _Pipeline:
         failed = self.decision.outcome == "error"
         return run_template(
             tpl,
-            {"decision": self.decision.to_dict(), "store": str(self.store.path.resolve()), "fail_on_error": failed},
+            {"decision": self.decision.to_dict(), "store": self.store.location, "fail_on_error": failed},
             self.store, run_id=self.id, progress=self.progress, paths_relative_to=self.config.root,
             kernels=self.kernels,
         )

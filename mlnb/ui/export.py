@@ -142,8 +142,7 @@ def _task(task: tuple) -> list[tuple]:
         done = []
         for run_id in args[0]:
             export_run(site, out, run_id, _WORKER["styles"])
-            path = site.store.path / run_id
-            done.append((run_id, site._signature(path), site.verify(run_id)))
+            done.append((site.verify_key(run_id), site.verify(run_id)))
         return done
     if kind == "versions":
         for name, version in args[0]:
@@ -198,16 +197,16 @@ def export(store, directory: str | os.PathLike, progress=None, workers: int | No
              + [("compare", p) for p in parents] + [("model", n) for n in names])
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     if workers == 1 or len(tasks) < 8:
-        _start_worker(str(site.store.path), str(out))
+        _start_worker(site.store.location, str(out))
         results = map(_task, tasks)
         pool = None
     else:
-        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (str(site.store.path), str(out)))
+        pool = multiprocessing.get_context("spawn").Pool(workers, _start_worker, (site.store.location, str(out)))
         results = pool.imap_unordered(_task, tasks)
     try:
         for k, done in enumerate(results, 1):
-            for run_id, signature, problems in done:
-                site._verify[(run_id, signature)] = problems
+            for key, problems in done:
+                site._verify[key] = problems
             if progress:
                 progress(k, len(tasks))
     finally:

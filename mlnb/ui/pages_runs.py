@@ -48,18 +48,18 @@ class RunPages:
                   page: int = 1, per_page: int = PER_PAGE, links=None) -> tuple[str, dict]:
         """The runs table: filtered, sorted, one page, with status and verify badges."""
         error = None
+        db = self.index()
         try:
-            where, args = filters.compile_filter(filter)
+            where, args = filters.compile_filter(filter, db.dialect)
         except filters.FilterError as exc:
-            error, where, args = str(exc), "0", []
+            error, where, args = str(exc), "1 = 0", []
         sort = (sort or "started").strip()
         order = "asc" if order == "asc" else "desc"
         try:
-            key_sql, key_args = filters.sort_sql(sort)
+            key_sql, key_args = filters.sort_sql(sort, db.dialect)
         except filters.FilterError as exc:
             error = error or f"sort: {exc}"
             sort, (key_sql, key_args) = "started", ("started", [])
-        db = self.index()
         total = queries.count_runs(db, where, args)
         everything = queries.count_runs(db)
         pages = max(1, math.ceil(total / per_page))

@@ -10,8 +10,9 @@ the same with 100 runs as with 10,000.
 from __future__ import annotations
 
 import contextlib
-import json
 
+from mlnb import filters
+from mlnb.database import decode_json
 from mlnb.exceptions import MlnbError
 
 INDEX_COLUMNS = "id, template, status, started, finished, duration_s, parent, parameters, scraps, tags"
@@ -23,27 +24,23 @@ class NotFound(MlnbError, LookupError):
     """A run, model or version named in a URL that the store does not have."""
 
 
-def sqlite3_errors():
-    import sqlite3
-
-    return sqlite3.Error
-
-
 def item(row: tuple) -> dict:
     """An index row (:data:`INDEX_COLUMNS`) as a dict, its JSON columns decoded."""
     keys = ("id", "template", "status", "started", "finished", "duration_s", "parent")
     out = dict(zip(keys, row[:7]))
-    out["parameters"] = json.loads(row[7])
-    out["scraps"] = json.loads(row[8])
-    out["tags"] = json.loads(row[9])
+    out["parameters"] = decode_json(row[7])
+    out["scraps"] = decode_json(row[8])
+    out["tags"] = decode_json(row[9])
     return out
 
 
 # -- the run index ----------------------------------------------------------------------------
 
 
-def count_runs(db, where: str = "1", args: list | tuple = ()) -> int:
+def count_runs(db, where: str | None = None, args: list | tuple = ()) -> int:
     """How many runs match a compiled filter (:func:`mlnb.filters.compile_filter`); all by default."""
+    if where is None:
+        where = filters.DIALECTS[db.dialect]
     return db.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", list(args)).fetchone()[0]
 
 
@@ -94,9 +91,10 @@ def newest_runs(db, template: str, limit: int) -> list[dict]:
 
 def newest_pipelines(db, model: str, limit: int) -> list[dict]:
     """The newest ``limit`` pipeline runs whose decision concerns ``model``, oldest first."""
+    decided, args = filters.text_sql("scrap.decision.model", db.dialect)
     rows = db.execute(f"SELECT {INDEX_COLUMNS} FROM runs WHERE template = 'pipeline' AND "
-                      "json_extract(scraps, '$.decision.model') = ? ORDER BY started DESC, id DESC LIMIT ?",
-                      [model, limit]).fetchall()
+                      f"{decided} = ? ORDER BY started DESC, id DESC LIMIT ?",
+                      [*args, model, limit]).fetchall()
     return [item(r) for r in rows][::-1]
 
 
@@ -105,8 +103,8 @@ def newest_pipelines(db, model: str, limit: int) -> list[dict]:
 
 def maps_key(db) -> list:
     """What changes when runs, versions or alias moves are added (when to rebuild :func:`maps`)."""
-    key = [db.execute("SELECT COUNT(*), MAX(rowid) FROM runs").fetchone()]
-    with contextlib.suppress(sqlite3_errors()):
+    key = [db.execute("SELECT COUNT(*), MAX(id) FROM runs").fetchone()]  # runs are added, never changed
+    with contextlib.suppress(*db.database.errors):
         key.append(db.execute("SELECT COUNT(*) FROM model_versions").fetchone())
         key.append(db.execute("SELECT MAX(seq) FROM alias_events").fetchone())
     return key
@@ -120,13 +118,15 @@ def maps(db) -> dict:
     for run_id, parent in db.execute("SELECT id, parent FROM runs WHERE parent IS NOT NULL ORDER BY started, id"):
         children.setdefault(parent, []).append(run_id)
     used: dict[tuple, list[str]] = {}
+    name_sql, name_args = filters.text_sql("scrap.model.name", db.dialect)
+    version_sql, version_args = filters.sort_sql("scrap.model.version", db.dialect)
     for run_id, name, version in db.execute(
-            "SELECT id, json_extract(scraps, '$.model.name'), json_extract(scraps, '$.model.version') FROM runs "
-            "WHERE json_type(scraps, '$.model.name') = 'text' ORDER BY started DESC, id DESC"):
+            f"SELECT id, {name_sql}, {version_sql} FROM runs WHERE {name_sql} IS NOT NULL "
+            "ORDER BY started DESC, id DESC", [*name_args, *version_args, *name_args]):
         used.setdefault((name, version), []).append(run_id)
     produced: dict[str, list[dict]] = {}
     moves: dict[str, list[dict]] = {}
-    with contextlib.suppress(sqlite3_errors()):  # a store without a registry yet
+    with contextlib.suppress(*db.database.errors):  # a store without a registry yet
         for name, version, run_id, created_by in db.execute(
                 "SELECT name, version, run_id, created_by FROM model_versions ORDER BY name, version"):
             for who in dict.fromkeys((run_id, created_by)):

@@ -24,5 +24,5 @@ def environment():
 def render(template: str, context: dict, links, site) -> str:
     """One page as HTML."""
     return environment().get_template(template).render(
-        links=links, store_path=str(site.store.path), write=site.write_enabled, **context
+        links=links, store_path=site.store.location, write=site.write_enabled, **context
     )

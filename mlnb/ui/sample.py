@@ -68,7 +68,6 @@ class _Writer:
         self.exporter.log.setLevel(logging.ERROR)
         self.rendered: dict[str, tuple[bytes, bytes]] = {}
         self.hashes: dict[bytes, str] = {}
-        self.checked: set[str] = set()
         self.n = 0
 
     def files(self, template: str, scraps: dict, extra_html: str | None = None) -> tuple[bytes, bytes]:
@@ -90,8 +89,14 @@ class _Writer:
               tags: dict | None = None, artifacts: dict[str, bytes] | None = None, inputs: list | None = None,
               status: str = "succeeded", extra_html: str | None = None, run_id: str | None = None) -> str:
         run_id = run_id or new_run_id(template, now=started)
-        path = self.store.path / run_id
-        (path / records.ARTIFACTS_DIR).mkdir(parents=True)
+        with self.store.staging(run_id) as path:
+            self._write(path, run_id, template, started, parameters, scraps, parent, tags, artifacts, inputs,
+                        status, extra_html)
+        self.n += 1
+        return run_id
+
+    def _write(self, path, run_id, template, started, parameters, scraps, parent, tags, artifacts, inputs, status,
+               extra_html) -> None:
         ipynb, html = self.files(template, scraps, extra_html)
         (path / records.NOTEBOOK_FILE).write_bytes(ipynb)
         (path / records.HTML_FILE).write_bytes(html)
@@ -119,12 +124,7 @@ class _Writer:
             "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
             "parent": parent, "tags": tags or {}, "reproduces": None,
         })
-        if template not in self.checked:  # one schema check per template is enough for written-by-us data
-            records.check_schema(record)
-            self.checked.add(template)
-        (path / records.RECORD_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
-        self.n += 1
-        return run_id
+        self.store.commit(path, record)
 
 
 def _drift_tables(seed: int) -> list[bytes]:
@@ -157,7 +157,7 @@ def generate(store_path: str | os.PathLike, batches: int = 20, models: int = 1, 
     from mlnb.registry import Registry
 
     store = Store(store_path)
-    store.path.mkdir(parents=True, exist_ok=True)
+    store.ensure_writable()
     w = _Writer(store)
     rng = random.Random(seed)
     tables = _drift_tables(seed)

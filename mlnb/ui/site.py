@@ -19,15 +19,14 @@ from collections import OrderedDict
 from pathlib import Path
 
 from mlnb import records
-from mlnb import store as store_mod
 from mlnb.exceptions import MlnbError, ModelNotFound, RunNotFound
-from mlnb.store import RUN_ID, Run, Store, as_store
+from mlnb.store import RUN_ID, Store, as_store
 from mlnb.ui import queries
 from mlnb.ui.pages_models import ModelPages
 from mlnb.ui.pages_monitor import MAX_BATCHES as MAX_BATCHES, MonitorPages
 from mlnb.ui.pages_runs import MAX_COMPARE as MAX_COMPARE, PER_PAGE as PER_PAGE, SORTABLE as SORTABLE
 from mlnb.ui.pages_runs import RunPages, summary as summary
-from mlnb.ui.queries import NotFound, sqlite3_errors
+from mlnb.ui.queries import NotFound
 from mlnb.ui.values import flatten as flatten, model_of as model_of, text as text
 
 
@@ -81,13 +80,17 @@ class Site(RunPages, ModelPages, MonitorPages):
     def check(self) -> None:
         """Raise StoreError unless the store can be read (before a server starts)."""
         from mlnb.exceptions import StoreError
+        from mlnb.store import LocalStore
 
-        path = self.store.path
-        if not path.exists():
-            raise StoreError(f"store {str(path)!r} does not exist; give `store` PATH of a run store",
-                             parameters=("store",))
-        if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
-            raise StoreError(f"store {str(path)!r} cannot be read as a directory")
+        where = self.store.location
+        if isinstance(self.store, LocalStore):
+            path = self.store.path
+            if not path.exists():
+                raise StoreError(f"store {where!r} does not exist; give `store` PATH of a run store",
+                                 parameters=("store",))
+            if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+                raise StoreError(f"store {where!r} cannot be read as a directory")
+        errors = self.store.database.errors
         try:
             self.sync(force=True)
             queries.count_runs(self.db())
@@ -95,15 +98,16 @@ class Site(RunPages, ModelPages, MonitorPages):
 
             with Registry(self.store) as registry:
                 registry.models()
-        except sqlite3_errors() as exc:
-            raise StoreError(f"store {str(path)!r}: cannot read its index {store_mod.DATABASE}: {exc}") from exc
+        except errors as exc:
+            raise StoreError(f"store {where!r}: cannot read its index ({self.store.database.name}): "
+                             f"{str(exc).strip().splitlines()[0]}") from exc
         except StoreError as exc:
-            if isinstance(exc.__cause__, sqlite3_errors()):  # the store could not open its database
-                raise StoreError(f"store {str(path)!r}: cannot read its index {store_mod.DATABASE}: "
-                                 f"{exc.__cause__}") from exc
+            if isinstance(exc.__cause__, errors):  # the store could not open its database
+                raise StoreError(f"store {where!r}: cannot read its index ({self.store.database.name}): "
+                                 f"{str(exc.__cause__).strip().splitlines()[0]}") from exc
             raise
         except OSError as exc:
-            raise StoreError(f"store {str(path)!r} cannot be read: {exc}") from exc
+            raise StoreError(f"store {where!r} cannot be read: {exc}") from exc
 
     def warm(self) -> None:
         """Import and compile what the first requests would otherwise wait for."""
@@ -127,7 +131,7 @@ class Site(RunPages, ModelPages, MonitorPages):
         def loop():
             while True:
                 time.sleep(interval)
-                with contextlib.suppress(MlnbError, OSError, sqlite3_errors()):
+                with contextlib.suppress(MlnbError, OSError, *self.store.database.errors):
                     self.sync(force=True)
 
         thread = threading.Thread(target=loop, name="mlnb-ui-sync", daemon=True)
@@ -200,12 +204,19 @@ class Site(RunPages, ModelPages, MonitorPages):
     def run(self, run_id: str):
         if not RUN_ID.match(run_id):
             raise NotFound(f"no run {run_id!r} in this store")
-        path = self.store.path / run_id
         try:
             # the schema is checked by verify(), whose result every page shows
-            return Run(path, records.read_record(path, validate=False))
+            return self.store.fetch_run(run_id)
         except (RunNotFound, MlnbError, KeyError) as exc:
             raise NotFound(f"no run {run_id!r} in this store") from exc
+
+    def run_dir(self, run_id: str) -> Path:
+        """A local directory with the run's files (a team store's cache, filled first)."""
+        from mlnb.store import LocalStore
+
+        if isinstance(self.store, LocalStore):
+            return self.store.path / run_id
+        return self.run(run_id).path
 
     def _versions(self, name: str):
         """A model's versions and alias moves (NotFound for a model the store does not have)."""
@@ -239,15 +250,28 @@ class Site(RunPages, ModelPages, MonitorPages):
                     sig.append((dirpath, name, st.st_mtime_ns, st.st_size))
         return tuple(sorted(sig))
 
+    def verify_key(self, run_id: str) -> tuple:
+        """What a run's cached verify result is valid for: its files' sizes and times in a
+        local store; a minute in a team store, whose objects are read again after it."""
+        from mlnb.store import LocalStore
+
+        if isinstance(self.store, LocalStore):
+            return (run_id, self._signature(self.store.path / run_id))
+        return (run_id, "remote", int(time.time() // 60))
+
     def verify(self, run_id: str) -> list[records.Problem]:
-        """What :func:`mlnb.records.verify` finds for a run, cached by file sizes and times."""
-        path = self.store.path / run_id
-        key = (run_id, self._signature(path))
-        return self._verify.get_or(key, lambda: records.verify(path))
+        """What :func:`mlnb.records.verify` finds for a run (a team store's run read from the
+        object store, not the cache), cached by :meth:`verify_key`."""
+        from mlnb.store import LocalStore
+
+        if isinstance(self.store, LocalStore):
+            path = self.store.path / run_id
+            return self._verify.get_or(self.verify_key(run_id), lambda: records.verify(path))
+        return self._verify.get_or(self.verify_key(run_id), lambda: self.store.verify(run_id))
 
     def table_rows(self, run_id: str, artifact: str) -> list[dict] | None:
         """A table scrap as a list of row dicts (pyarrow, no pandas; cached), or None."""
-        path = self.store.path / run_id / records.ARTIFACTS_DIR / artifact
+        path = self.run_dir(run_id) / records.ARTIFACTS_DIR / artifact
 
         def read():
             import pyarrow.parquet as pq
