@@ -206,3 +206,26 @@ def test_a_database_of_a_newer_schema_is_refused(team_store):
     fresh = Store(team_store.location)
     with pytest.raises(StoreError, match="has index schema 'mlnb.index/9', newer than this mlnb's 'mlnb.index/1'; upgrade mlnb"):
         fresh.list_runs()
+
+
+# -- the UI ------------------------------------------------------------------------------------
+
+
+def test_the_ui_serves_a_team_store_and_shows_what_changed_on_the_object_store(team_store):
+    from fastapi.testclient import TestClient
+
+    from mlnb.ui.app import create_app
+
+    ids = write_runs(team_store, 3)
+    client = TestClient(create_app(team_store))
+    page = client.get("/runs", params={"filter": "params.seed >= 1", "sort": "metrics.accuracy", "order": "asc"})
+    assert page.status_code == 200, page.text
+    assert ids[1] in page.text and ids[2] in page.text and ids[0] not in page.text
+    assert page.text.index(ids[1]) < page.text.index(ids[2])
+    assert client.get(f"/runs/{ids[0]}").status_code == 200
+    artifact = client.get(f"/raw/runs/{ids[0]}/artifacts/model.bin")
+    assert artifact.status_code == 200 and artifact.content == bytes([0]) * 64
+    _TeamHooks().overwrite(team_store, ids[1], "notebook.html", b"changed")
+    client.app.state.site._verify.clear()  # what it found a minute ago is kept for a minute
+    shown = client.get(f"/runs/{ids[1]}").text
+    assert "notebook.html" in shown and "content changed" in shown
