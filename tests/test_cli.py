@@ -195,9 +195,10 @@ def test_validate_gates_with_exit_codes(cli, tmp_path):
     assert "temp_max" in record["error"]["evalue"] and "weather" in record["error"]["evalue"]
 
 
-def test_a_store_url_is_refused_with_the_reason(cli):
-    result = cli("runs", "list", "--store", "s3://bucket/runs")
-    _one_line_error(result, 2, "store 's3://bucket/runs' is a URL", "atomic rename")
+def test_a_store_url_without_its_database_is_refused_with_the_way(cli):
+    result = cli("runs", "list", "--store", "s3://bucket/runs", env={"MLNB_DATABASE": None})
+    _one_line_error(result, 2, "store 's3://bucket/runs' is a team store and needs its database",
+                    "set MLNB_DATABASE=postgresql://")
 
 
 @pytest.mark.parametrize("args, message", [

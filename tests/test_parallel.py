@@ -276,11 +276,12 @@ def test_summary_table_is_printed_with_parameters_and_scraps(tmp_path, cli):
         (["--grid", "seed"], "--grid 'seed' must be NAME=V1,V2,..."),
         (["--over-param", "data"], "--over-param needs --over"),
         (["--kernel", "no-such-kernel", "--workers", "1"], "no Jupyter kernel named 'no-such-kernel' (installed: "),
-        (["--store", "s3://bucket/runs"], "object storage is not supported as a store"),
+        (["--store", "s3://bucket/runs"], "is a team store and needs its database: set MLNB_DATABASE="),
     ],
 )
 def test_bad_usage_exits_2_and_runs_nothing(tmp_path, cli, args, message):
-    result = cli("sweep", CPU, "--store", str(tmp_path / "store"), *args, cwd=tmp_path)  # args win
+    result = cli("sweep", CPU, "--store", str(tmp_path / "store"), *args, cwd=tmp_path,
+                 env={"MLNB_DATABASE": None})  # args win
     assert not list(tmp_path.glob("s3*"))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

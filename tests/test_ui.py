@@ -473,7 +473,7 @@ def test_a_store_that_cannot_be_read_exits_2_with_one_line_before_serving(cli, t
     done = cli("ui", "--store", str(broken), "--port", str(_free_port()))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot read its index mlnb.sqlite" in lines[0]
+    assert len(lines) == 1 and "cannot open its database mlnb.sqlite: file is not a database" in lines[0]
     empty = tmp_path / "token"
     empty.write_text("\n")
     done = cli("ui", "--store", str(broken), "--token-file", str(empty))
