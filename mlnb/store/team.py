@@ -62,23 +62,40 @@ def cache_root() -> Path:
     return Path(os.environ.get("MLNB_CACHE_DIR") or Path.home() / ".cache" / "mlnb").expanduser()
 
 
+def check_backend(location: str) -> str:
+    """The URL's scheme, once it is known to fsspec and its backend is installed — found
+    without importing it (s3fs takes half a second to import; listing runs needs none of it).
+
+    Raises:
+        StoreError: a scheme fsspec does not know, or whose backend is not installed.
+    """
+    import importlib.util
+
+    from fsspec.registry import known_implementations, registry
+
+    protocol = location.split("://", 1)[0].lower()
+    if protocol in registry:
+        return protocol
+    known = known_implementations.get(protocol)
+    if known is None:
+        raise StoreError(f"store {location!r}: {protocol}:// is not a file system fsspec knows; give a directory "
+                         "or an object-store URL such as s3://bucket/prefix")
+    module = known["class"].split(".", 1)[0]
+    if importlib.util.find_spec(module) is None:
+        hint = _BACKENDS.get(protocol, f"install the fsspec backend for {protocol}://")
+        raise StoreError(f"store {location!r}: no installed backend for {protocol}:// URLs; {hint}")
+    return protocol
+
+
 def filesystem(location: str, storage_options: dict | None = None):
     """The fsspec file system of ``location``, with mlnb's endpoint and timeout defaults.
 
     Raises:
         StoreError: no fsspec backend is installed for the URL's scheme.
     """
-    protocol = location.split("://", 1)[0].lower()
-    try:
-        import fsspec
+    import fsspec
 
-        fsspec.get_filesystem_class(protocol)
-    except ImportError as exc:
-        hint = _BACKENDS.get(protocol, f"install the fsspec backend for {protocol}://")
-        raise StoreError(f"store {location!r}: no installed backend for {protocol}:// URLs; {hint}") from exc
-    except ValueError as exc:
-        raise StoreError(f"store {location!r}: {protocol}:// is not a file system fsspec knows; give a directory "
-                         "or an object-store URL such as s3://bucket/prefix") from exc
+    protocol = check_backend(location)
     options = dict(storage_options or {})
     if protocol in ("s3", "s3a"):
         client = dict(options.pop("client_kwargs", {}) or {})
@@ -144,13 +161,22 @@ class TeamStore(Store):
         if self.database.dialect != "postgresql":
             raise StoreError(f"store {self.location!r}: a team store keeps its index in PostgreSQL; "
                              f"MLNB_DATABASE={redact(url)!r} is not a postgresql:// URL")
-        self.fs = filesystem(self.location, storage_options)
-        self.root = self.fs._strip_protocol(self.location).rstrip("/")
-        if "/" not in self.root and not self.root:
+        check_backend(self.location)
+        self._storage_options = storage_options
+        self._fs = None
+        self.root = self.location.split("://", 1)[1].strip("/")
+        if not self.root:
             raise StoreError(f"store {self.location!r} names no bucket; give s3://BUCKET[/PREFIX]")
         key = hashlib.sha256(f"{self.location}\n{self.database.name}".encode()).hexdigest()[:16]
         self._cache = cache_root() / "stores" / key
         self._checked = False
+
+    @property
+    def fs(self):
+        """The object store's fsspec file system, made on first use."""
+        if self._fs is None:
+            self._fs = filesystem(self.location, self._storage_options)
+        return self._fs
 
     # -- layout ----------------------------------------------------------------------------
 
