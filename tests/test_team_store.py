@@ -229,3 +229,28 @@ def test_the_ui_serves_a_team_store_and_shows_what_changed_on_the_object_store(t
     client.app.state.site._verify.clear()  # what it found a minute ago is kept for a minute
     shown = client.get(f"/runs/{ids[1]}").text
     assert "notebook.html" in shown and "content changed" in shown
+
+
+def test_the_ui_model_pages_read_the_registry_in_postgresql(team_store, trained):
+    from fastapi.testclient import TestClient
+
+    from mlnb.registry import Registry
+    from mlnb.store.copy import copy_store
+    from mlnb.ui.app import create_app
+
+    copy_store(Store(trained[0]), team_store)
+    ids = trained[1]
+    with Registry(team_store) as registry:
+        registry.register(ids["hgb"], "weather")
+        registry.register(ids["logreg"], "weather")
+        registry.promote("weather", 2, alias="production", reason="better f1")
+    client = TestClient(create_app(team_store))
+    models = client.get("/models")
+    assert models.status_code == 200 and "weather" in models.text
+    model = client.get("/models/weather")
+    assert model.status_code == 200 and "production" in model.text and "better f1" in model.text
+    version = client.get("/models/weather/versions/1")
+    assert version.status_code == 200 and ids["hgb"] in version.text  # lineage: the run that trained it
+    run = client.get(f"/runs/{ids['logreg']}")
+    assert run.status_code == 200 and "weather" in run.text  # the version it produced
+    assert client.get("/models/nosuch").status_code == 404
