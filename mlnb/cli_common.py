@@ -164,6 +164,9 @@ def print_run_outcome(run) -> None:
         click.echo(f"  {line}")
     for warning in rec["scraps"].get("warnings") or []:
         click.echo(f"mlnb: warning: {warning}", err=True)
+    location = run.store.run_location(run.id) if run.store is not None else str(run.path)
+    if location != str(run.path):  # a team store: the run is there, its files also in the cache
+        click.echo(f"  stored:   {location}")
     click.echo(f"  record:   {run.path / 'record.json'}")
     click.echo(f"  notebook: {run.html_path}")
 

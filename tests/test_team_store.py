@@ -127,7 +127,8 @@ def test_verify_reads_the_object_store_not_the_cache(team_store):
         ("artifacts/model.bin", "content changed (sha256 differs from the record)")]
 
 
-def test_an_executed_run_reads_the_model_from_the_team_store_in_the_kernel(team_store, trained):
+def test_an_executed_run_reads_the_model_from_the_team_store_in_the_kernel(team_store, trained, capsys):
+    from mlnb.cli_common import print_run_outcome
     from mlnb.execute import run_template
     from mlnb.registry import Registry
     from mlnb.store.copy import copy_store
@@ -143,6 +144,9 @@ def test_an_executed_run_reads_the_model_from_the_team_store_in_the_kernel(team_
     assert run.succeeded, run.record["error"]
     assert run.record["scraps"]["model"]["version"] == 1 and run.record["scraps"]["metrics"]["accuracy"] > 0.5
     assert team_store.verify(run.id) == []
+    print_run_outcome(run)  # what `mlnb run` prints: where the run is stored, then the local copy
+    out = capsys.readouterr().out
+    assert f"  stored:   {team_store.location}/{run.id}\n" in out and f"  record:   {run.path}/record.json" in out
 
 
 # -- the commands ------------------------------------------------------------------------------
