@@ -132,12 +132,10 @@ def runs_list(template, status, limit, filter_expr, store_path, as_json):
         click.echo("no runs")
         return
     width = max(len(i["id"]) for i in items)
-    click.echo(f"{'ID':<{width}}  {'TEMPLATE':<12} {'STATUS':<9} {'STARTED':<20} {'SECONDS':>7}")
-    for i in items:
-        click.echo(
-            f"{i['id']:<{width}}  {i['template']:<12} {i['status']:<9} "
-            f"{i['started'][:19].replace('T', ' '):<20} {i['duration_s'] or 0:>7.1f}"
-        )
+    lines = [f"{'ID':<{width}}  {'TEMPLATE':<12} {'STATUS':<9} {'STARTED':<20} {'SECONDS':>7}"]
+    lines += [f"{i['id']:<{width}}  {i['template']:<12} {i['status']:<9} "
+              f"{i['started'][:19].replace('T', ' '):<20} {i['duration_s'] or 0:>7.1f}" for i in items]
+    click.echo("\n".join(lines))  # one write: 10,000 echo calls cost a tenth of a second
 
 
 def _short(value: Any, width: int = 60) -> str:

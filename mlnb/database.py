@@ -162,6 +162,11 @@ class Database(abc.ABC):
     def json(self, value: Any) -> Any:
         return json.dumps(value)
 
+    def as_text(self, column: str) -> str:
+        """A JSON column selected as its text, for :func:`decode_json` (PostgreSQL's own
+        jsonb decoding of 30,000 values takes twice as long as json.loads of their text)."""
+        return column
+
     def ddl(self, sql: str) -> str:
         """A table definition with this database's words for ``{json}``, ``{real}``, ``{serial}``
         and ``{row_seq}`` (an insertion-order column where the database has no ``rowid``)."""
@@ -267,6 +272,9 @@ class PostgresDatabase(Database):
         from psycopg.types.json import Jsonb
 
         return Jsonb(value)
+
+    def as_text(self, column: str) -> str:
+        return f"{column}::text"
 
     def append_only(self, table: str, messages: dict[str, str]) -> str:
         ops = " OR ".join(messages)

@@ -220,3 +220,19 @@ def test_a_database_that_breaks_is_one_line_not_a_traceback(cli, tmp_path):
     result = cli("models", "list", "--store", str(store))
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "file is not a database" in result.stderr
+
+
+def test_json_lists_print_one_item_a_line_and_parse_back(capsys):
+    from mlnb.cli_common import echo_json
+
+    runs = [{"id": f"run-{i}", "scraps": {"metrics": {"f1": i / 10}}, "name": "é"} for i in range(3)]
+    echo_json(runs)
+    out = capsys.readouterr().out
+    assert json.loads(out) == runs
+    lines = out.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 5  # grep-able: a run a line
+    assert '"id": "run-1"' in lines[2] and "é" in lines[2]
+    echo_json({"id": "run-1", "parameters": {"seed": 1}})
+    assert capsys.readouterr().out.splitlines()[:2] == ["{", '  "id": "run-1",']
+    echo_json([])
+    assert capsys.readouterr().out == "[]\n"

@@ -338,7 +338,9 @@ class Store(abc.ABC):
         filter_sql, filter_args = compile_filter(filter, dialect=self.database.dialect)
         if not self._index_ready():
             return []
-        sql = "SELECT id, template, status, started, finished, duration_s, parent, parameters, scraps, tags FROM runs"
+        text = self.database.as_text
+        sql = (f"SELECT id, template, status, started, finished, duration_s, parent, {text('parameters')}, "
+               f"{text('scraps')}, {text('tags')} FROM runs")
         where, args = [], []
         for column, value in (("template", template), ("status", status), ("parent", parent)):
             if value is not None:
