@@ -124,7 +124,8 @@ def runs():
 @json_option
 def runs_list(template, status, limit, filter_expr, store_path, as_json):
     """List runs, newest first."""
-    items = _store(store_path).list_runs(template=template, status=status, limit=limit, filter=filter_expr)
+    items = _store(store_path).list_runs(template=template, status=status, limit=limit, filter=filter_expr,
+                                         details=as_json)
     if as_json:
         _echo_json(items)
         return

@@ -31,7 +31,7 @@ def copy_store(source: Store, target: Store, on_run: Callable[[str], None] | Non
 
     report = CopyReport()
     source.sync_index()
-    have = {item["id"] for item in target.list_runs()}
+    have = {item["id"] for item in target.list_runs(details=False)}
     for run_id in source.run_ids():
         if run_id in have:
             report.present.append(run_id)

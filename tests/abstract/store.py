@@ -74,6 +74,15 @@ class AbstractStoreTests:
         frame = store.runs(template="train")
         assert list(frame["id"]) == ids[::-1]
 
+    def test_a_brief_listing_holds_what_the_table_shows_and_agrees_with_the_full_one(self, store):
+        write_runs(store, 3)
+        keys = {"id", "template", "status", "started", "finished", "duration_s", "parent"}
+        brief = store.list_runs(details=False)
+        assert [set(item) for item in brief] == [keys] * 3
+        assert brief == [{k: item[k] for k in keys} for item in store.list_runs()]
+        assert [r["id"] for r in store.list_runs(details=False, filter="params.seed = 1")] == [
+            r["id"] for r in store.list_runs(filter="params.seed = 1")] != []
+
     def test_scraps_and_artifacts_read_back(self, store):
         (run_id,) = write_runs(store, 1)
         run = store.get(run_id)
