@@ -17,7 +17,7 @@ from typing import Any
 from mlnb import params as params_mod
 from mlnb.exceptions import TemplateError
 from mlnb.params import Template
-from mlnb.store import Store, as_store
+from mlnb.store import LocalStore, Store, as_store
 
 #: Input kinds whose values are paths: relative ones given by the user are taken from where
 #: mlnb runs, never from the template's directory.
@@ -90,7 +90,9 @@ def prepare_parameters(
     _check_example_defaults(template, own, final)
     if "store" in template.parameters and "store" not in given and store is not None:
         # a template that reads the store (the registry, earlier runs) reads this run's store
-        final["store"] = str(as_store(store).path.resolve())
+        # (a team store by its URL: the kernel's own Store() reaches it, not this host's cache)
+        opened = as_store(store)
+        final["store"] = str(opened.path.resolve()) if isinstance(opened, LocalStore) else opened.location
     _check_inputs(template, final)
     return final
 
@@ -166,7 +168,7 @@ def _check_model(template: Template, name: str, value: Any, final: dict[str, Any
     from mlnb.exceptions import ModelNotFound, RegistryError
     from mlnb.registry import Registry
 
-    with Registry(final.get("store") or Store().path) as registry:
+    with Registry(final.get("store")) as registry:  # None: the default store, local or team
         try:
             if value is not None:
                 version = registry.get(value)

@@ -139,9 +139,9 @@ def test_an_executed_run_reads_the_model_from_the_team_store_in_the_kernel(team_
     with Registry(team_store) as registry:
         registry.register(trained[1]["hgb"], "weather")
         registry.promote("weather", 1)
-    run = run_template("evaluate", {"model": "weather@production", "data": str(BATCH),
-                                    "store": team_store.location}, team_store)
+    run = run_template("evaluate", {"model": "weather@production", "data": str(BATCH)}, team_store)
     assert run.succeeded, run.record["error"]
+    assert run.record["parameters"]["store"] == team_store.location  # the URL, not this host's cache
     assert run.record["scraps"]["model"]["version"] == 1 and run.record["scraps"]["metrics"]["accuracy"] > 0.5
     assert team_store.verify(run.id) == []
     print_run_outcome(run)  # what `mlnb run` prints: where the run is stored, then the local copy
