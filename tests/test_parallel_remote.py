@@ -73,9 +73,10 @@ def test_a_sweep_on_workers_without_a_shared_file_system_commits_every_run_to_th
         tmp_path, cli, team, client_dir):
     store, settings = team
     files = {name: client_dir / name for name in ("iris.csv", "breast_cancer.csv")}
+    (client_dir / "params.yaml").write_text("cpu_seconds: 0.1\n")  # a params file of the client's
     with dask_cluster(tmp_path / "cluster", [settings, settings]) as cluster:
         result = cli("sweep", "count_lines.ipynb", "--grid", "seed=1,2", "--grid", "data=iris.csv,breast_cancer.csv",
-                     "-p", "cpu_seconds", "0.1", "--scheduler", cluster.address, "--store", store.location, "--json",
+                     "-f", "params.yaml", "--scheduler", cluster.address, "--store", store.location, "--json",
                      cwd=client_dir, env={**settings, "MLNB_CACHE_DIR": str(tmp_path / "client-cache")})
         assert result.returncode == 0, result.stderr
         out = json.loads(result.stdout)
