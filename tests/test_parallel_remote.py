@@ -158,3 +158,19 @@ def test_a_shipped_file_that_arrives_changed_is_refused_on_the_worker(tmp_path, 
     with pytest.raises(MlnbError, match=r"'/client/iris.csv' arrived with sha256 [0-9a-f]{12}…, the client sent 000000000000…"):
         shipping._materialise(sent, target, store)
     assert not target.exists() and os.listdir(target.parent) == []
+
+
+def test_a_local_cluster_sweep_into_the_team_store_reads_the_files_where_they_are(tmp_path, cli, team, client_dir):
+    store, settings = team
+    result = cli("sweep", "count_lines.ipynb", "--grid", "seed=1,2", "-p", "data", "iris.csv", "-p", "cpu_seconds",
+                 "0.1", "--workers", "2", "--store", store.location, "--json", cwd=client_dir,
+                 env={**settings, "MLNB_CACHE_DIR": str(tmp_path / "client-cache")})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    data = client_dir / "iris.csv"
+    for row in out["runs"]:
+        run = Store(store.location).get(row["run_id"])
+        assert run.record["inputs"] == [{"parameter": "data", "path": str(data), **records.fingerprint(data)}]
+        injected = next(c for c in run.notebook.cells if "injected-parameters" in c.metadata.get("tags", []))
+        assert str(data) in injected.source  # on this host nothing is shipped: the kernel read the file itself
+    assert Store(store.location).verify() == []
