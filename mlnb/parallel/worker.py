@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from mlnb import records
 from mlnb.exceptions import BackendError
-from mlnb.store import Store
+from mlnb.store import STAGING, Store
 
 if TYPE_CHECKING:
     from mlnb.parallel.backends import Backend
@@ -101,12 +101,11 @@ def worker_problems(template: str | None, sha256: str | None, store: str, versio
         found = "not installed"
     if found != version:
         problems.append(f"mlnb {found} (the client has {version})")
-    if template is None:
-        pass
-    elif not os.path.isfile(template):
-        problems.append(f"template {template!r} is not there")
-    elif records.sha256_file(template) != sha256:
-        problems.append(f"template {template!r} differs from the client's")
+    if template is not None:  # None: shipped to the worker with the task
+        if not os.path.isfile(template):
+            problems.append(f"template {template!r} is not there")
+        elif records.sha256_file(template) != sha256:
+            problems.append(f"template {template!r} differs from the client's")
     problem = _team_store_problem(store) if "://" in store else _store_problem(Path(store))
     if problem:
         problems.append(problem)
@@ -150,7 +149,7 @@ def _team_store_problem(location: str) -> str | None:
         store = Store(location)
         store.ensure_writable()
         store.connect().close()
-        probe = f"{store.root}/.staging/probe-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        probe = f"{store.root}/{STAGING}/probe-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         store._call(store.fs.pipe_file, probe, b"mlnb")
         store._call(store.fs.rm_file, probe)
     except (StoreError, FileNotFoundError) as exc:
