@@ -39,8 +39,11 @@ Examples:
 \b
 Every run is its own record, with the sweep id as its parent and tag; the summary
 (parameters x scraps) is printed and recorded as a run of the 'sweep' template whose
-id is the sweep id. With --scheduler, every worker must import the same mlnb and see
-the template and the store at the same paths (docs/scale-out.md).
+id is the sweep id. With --scheduler, every worker must import the same mlnb. Into a
+team store (s3://..., MLNB_DATABASE) the template and the files the parameters name are
+sent to the workers as content, and each worker reaches the store with its own settings
+(docs/team-store.md); into a local store, every worker must see the template and the
+store at the same paths (docs/scale-out.md).
 
 {SWEEP_EXIT_CODES}"""
 

@@ -21,6 +21,7 @@ import platform
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +67,24 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
                 seen.add((name, str(path)))
                 inputs.append({"parameter": name, "path": str(path.resolve()), **records.fingerprint(path)})
     return inputs
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run's files came from when another host shipped them here: what its record
+    names instead of this host's copies (a sweep on a cluster without a shared file system).
+
+    Attributes:
+        template_path: the template's path on the host that shipped it.
+        parameters: that host's values of the parameters that name shipped files.
+        paths: this host's copy (resolved) → that host's path, for the record's inputs.
+        git: that host's git state of the template's directory.
+    """
+
+    template_path: str
+    parameters: dict[str, Any]
+    paths: dict[str, str]
+    git: dict | None = None
 
 
 def _git_state(directory: Path) -> dict | None:
@@ -260,6 +279,7 @@ def run_template(
     config: Any = None,
     kernels: KernelPool | None = None,
     before_commit: Callable[[], bool] | None = None,
+    origin: Origin | None = None,
 ) -> Run:
     """Execute a template and commit its run record; return the committed run.
 
@@ -287,6 +307,8 @@ def run_template(
             kernel started from nothing); the record says which.
         before_commit: asked once the notebook ran; when it returns False the run is
             discarded instead of committed (:class:`mlnb.exceptions.RunDiscarded`).
+        origin: the template and inputs are copies shipped from another host: the record
+            names that host's paths, values and git state (:class:`Origin`).
 
     Raises:
         TemplateNotFound, TemplateError, ParameterError, StoreError: before anything runs.
@@ -313,7 +335,7 @@ def run_template(
     helpers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlnb-warm-up")
     warm = helpers.submit(warm_up)
     environment = helpers.submit(_environment, kernel)
-    git = helpers.submit(_git_state, tpl.path.parent)
+    git = helpers.submit(_git_state, tpl.path.parent) if origin is None else None
     helpers.shutdown(wait=False)
     with sigterm_as_interrupt():
         try:
@@ -372,9 +394,11 @@ def run_template(
                 record = {
                     "schema": records.SCHEMA,
                     "id": run_id,
-                    "template": {"name": tpl.name, "path": str(tpl.path), "sha256": tpl.sha256},
-                    "parameters": final,
-                    "inputs": inputs,
+                    "template": {"name": tpl.name, "path": origin.template_path if origin else str(tpl.path),
+                                 "sha256": tpl.sha256},
+                    "parameters": {**final, **origin.parameters} if origin else final,
+                    "inputs": [{**i, "path": origin.paths.get(i["path"], i["path"])} for i in inputs] if origin
+                    else inputs,
                     "scraps": scraps,
                     "files": {
                         records.NOTEBOOK_FILE: records.fingerprint(out_nb),
@@ -387,7 +411,7 @@ def run_template(
                     "finished": _iso(finished),
                     "duration_s": round(time.perf_counter() - t0, 3),
                     "environment": {**environment.result(), "kernel_preparation": preparation},
-                    "git": git.result(),
+                    "git": git.result() if origin is None else origin.git,
                     "parent": parent,
                     "tags": dict(tags or {}),
                     "reproduces": reproduces,

@@ -5,7 +5,9 @@ the grid and the backfill into one checked task per run, so a bad name or value 
 sweep before anything runs. :func:`run_sweep` (``running``) hands one task per run to a
 :class:`Backend` (``backends``); each task calls ``run_template`` where it executes
 (``worker``), so the record is committed by the process that ran it, straight into the
-shared store, and only a small summary (run id, status, selected scraps) travels back.
+store, and only a small summary (run id, status, selected scraps) travels back. On a
+remote cluster into a team store, each task carries the template and its input files as
+content (``shipping``), so the workers need no shared file system.
 :func:`record_summary` (``summary``) records the sweep itself as a run of the shipped
 ``sweep`` template, whose run id is the sweep id that every run of the sweep names as its
 ``parent``.

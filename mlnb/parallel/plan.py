@@ -22,6 +22,7 @@ from mlnb.store import Store, new_run_id
 
 if TYPE_CHECKING:
     from mlnb.params import Template
+    from mlnb.parallel.shipping import Shipment
 
 #: Parameters a backfill (``--over``) sets when ``--over-param`` is not given, in order.
 OVER_PARAMS = ("data", "current")
@@ -45,6 +46,9 @@ class RunTask:
     tags: dict[str, Any] = field(default_factory=dict)
     paths_relative_to: str | None = None
     warm: bool = True  # take the kernel from the worker's pool of warm kernels
+    #: the template and input files as content, for workers that share no file system with
+    #: the client (:mod:`mlnb.parallel.shipping`); None: the worker reads the paths above
+    shipment: "Shipment | None" = None
 
 
 @dataclass
@@ -56,6 +60,8 @@ class SweepPlan:
             parameter), the columns of the summary table.
         grid: every varying parameter's values, in order.
         fixed: the ``-p`` values common to every run.
+        resolved: every task's final parameters as this host sees them (defaults included,
+            paths absolute), in task order: what a worker without this host's files is sent.
     """
 
     sweep_id: str
@@ -65,6 +71,7 @@ class SweepPlan:
     varying: list[str]
     grid: dict[str, list[Any]]
     fixed: dict[str, Any]
+    resolved: list[dict[str, Any]] = field(default_factory=list)
 
 
 def split_values(text: str) -> list[str]:
@@ -233,14 +240,15 @@ def plan_sweep(
 
     sweep_id = new_run_id("sweep")
     store_path = store.location
-    tasks = []
+    tasks, resolved = [], []
     for index, combo in enumerate(itertools.product(*axes.values())):
         overrides = {**fixed, **dict(zip(axes, combo))}
         try:
-            prepare_parameters(template, overrides, base, store)  # refuse a bad point before any runs
+            final = prepare_parameters(template, overrides, base, store)  # refuse a bad point before any runs
         except MlnbError as exc:
             point = ", ".join(f"{k}={json.dumps(v)}" for k, v in zip(axes, combo))
             raise type(exc)(f"{exc} (sweep point {index + 1}: {point or 'defaults'})") from exc
+        resolved.append(final)
         tasks.append(RunTask(
             sweep_id=sweep_id,
             index=index,
@@ -258,5 +266,5 @@ def plan_sweep(
         ))
     return SweepPlan(
         sweep_id=sweep_id, template=template, store=store, tasks=tasks,
-        varying=list(axes), grid=axes, fixed=fixed,
+        varying=list(axes), grid=axes, fixed=fixed, resolved=resolved,
     )

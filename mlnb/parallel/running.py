@@ -8,6 +8,7 @@ adds the summary record and the release of the backend, and turns Ctrl-C into
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -77,17 +78,24 @@ def run_sweep(plan: SweepPlan, backend: Backend, observer: SweepObserver | None 
         BackendError: before anything runs, see :func:`check_workers`.
         KeyboardInterrupt: after cancelling the runs that had not started.
     """
+    from mlnb.parallel import shipping
+
     observer = observer or SweepObserver()
     check_workers(plan, backend)
     plan.store.ensure_writable()
-    observer.started(plan, backend)
-    rows: dict[int, dict] = {}
-    failed = 0
-    for task, result in backend.map(execute_task, plan.tasks):
-        row = _row(task, plan, result)
-        rows[task.index] = row
-        failed += row["status"] != "succeeded"
-        observer.run_done(row, len(rows), len(plan.tasks), failed)
+    with contextlib.ExitStack() as stack:
+        tasks = plan.tasks
+        if shipping.needed(plan.store, backend):  # the workers see none of this host's files
+            shipper = stack.enter_context(shipping.Shipper(plan.store, plan.sweep_id))
+            tasks = [shipper.ship(task, plan.template, plan.resolved[task.index]) for task in tasks]
+        observer.started(plan, backend)
+        rows: dict[int, dict] = {}
+        failed = 0
+        for task, result in backend.map(execute_task, tasks):
+            row = _row(plan.tasks[task.index], plan, result)  # the parameters as given, not as shipped
+            rows[task.index] = row
+            failed += row["status"] != "succeeded"
+            observer.run_done(row, len(rows), len(plan.tasks), failed)
     return SweepResult(plan=plan, rows=[rows[i] for i in sorted(rows)])
 
 

@@ -7,6 +7,7 @@ shows :func:`summary_table`, one row per run, parameters by scraps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +64,15 @@ def record_summary(result: SweepResult, backend: Backend) -> Any:
         tags={"sweep": plan.sweep_id, "role": "summary", "runs": len(result.rows), "failed": result.n_failed},
         paths_relative_to=str(tpl.path.parent),  # no value of the summary names a file
     )
-    for _, outcome in backend.map(execute_task, [task]):
-        if isinstance(outcome, BaseException):
-            raise outcome
-        result.summary_run = outcome
+    from mlnb.parallel import shipping
+
+    with contextlib.ExitStack() as stack:
+        if shipping.needed(plan.store, backend):  # the worker has its own mlnb, maybe elsewhere
+            task = stack.enter_context(shipping.Shipper(plan.store, plan.sweep_id)).ship(task, tpl, task.parameters)
+        for _, outcome in backend.map(execute_task, [task]):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            result.summary_run = outcome
     return result.summary_run
 
 

@@ -2,9 +2,11 @@
 
 :func:`execute_task` is the function every backend calls where the run executes: it calls
 :func:`mlnb.execute.run_template`, so the record is committed by the process that ran the
-notebook, straight into the shared store, and only a small summary (:func:`summarize_run`)
-travels back. :func:`worker_problems` runs on every worker before a sweep starts, and
-:func:`check_workers` asks every worker of a backend and refuses to start if one cannot run.
+notebook, straight into the store, and only a small summary (:func:`summarize_run`)
+travels back. A task that carries its files (:mod:`mlnb.parallel.shipping`) is run from
+the worker's copies of them. :func:`worker_problems` runs on every worker before a sweep
+starts, and :func:`check_workers` asks every worker of a backend and refuses to start if
+one cannot run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from mlnb import records
 from mlnb.exceptions import BackendError
-from mlnb.store import Store
+from mlnb.store import STAGING, Store
 
 if TYPE_CHECKING:
     from mlnb.parallel.backends import Backend
@@ -58,6 +60,10 @@ def execute_task(task: RunTask) -> dict:
     This is the function a backend calls in its workers. The record is committed here, by
     the process that ran the notebook. Errors before a record exists propagate.
     """
+    if task.shipment is not None:
+        from mlnb.parallel.shipping import execute_shipped
+
+        return {**summarize_run(execute_shipped(task), task.scraps), "index": task.index}
     from mlnb.execute import run_template
     from mlnb.kernels import process_pool
 
@@ -76,8 +82,14 @@ def execute_task(task: RunTask) -> dict:
     return {**summarize_run(run, task.scraps), "index": task.index}
 
 
-def worker_problems(template: str, sha256: str, store: str, version: str, kernel: str | None = None) -> list[str]:
-    """What would stop this worker from running the sweep (run on every worker)."""
+def worker_problems(template: str | None, sha256: str | None, store: str, version: str,
+                    kernel: str | None = None) -> list[str]:
+    """What would stop this worker from running the sweep (run on every worker).
+
+    ``template`` None: the template is shipped to the worker, so it need not be there. A
+    ``store`` URL (a team store) is opened with this worker's own settings (``MLNB_DATABASE``,
+    the object store's endpoint and credentials) and written to.
+    """
     from importlib import metadata
 
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -89,11 +101,12 @@ def worker_problems(template: str, sha256: str, store: str, version: str, kernel
         found = "not installed"
     if found != version:
         problems.append(f"mlnb {found} (the client has {version})")
-    if not os.path.isfile(template):
-        problems.append(f"template {template!r} is not there")
-    elif records.sha256_file(template) != sha256:
-        problems.append(f"template {template!r} differs from the client's")
-    problem = _store_problem(Path(store))
+    if template is not None:  # None: shipped to the worker with the task
+        if not os.path.isfile(template):
+            problems.append(f"template {template!r} is not there")
+        elif records.sha256_file(template) != sha256:
+            problems.append(f"template {template!r} differs from the client's")
+    problem = _team_store_problem(store) if "://" in store else _store_problem(Path(store))
     if problem:
         problems.append(problem)
     if kernel is not None:
@@ -124,25 +137,59 @@ def _store_problem(path: Path) -> str | None:
     return None
 
 
+def _team_store_problem(location: str) -> str | None:
+    """Why this worker could not commit runs to the team store at ``location``: its
+    settings, the bucket, the database and its tables, and a write under the staging prefix."""
+    import secrets
+    import socket
+
+    from mlnb.exceptions import StoreError
+
+    try:
+        store = Store(location)
+        store.ensure_writable()
+        store.connect().close()
+        probe = f"{store.root}/{STAGING}/probe-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        store._call(store.fs.pipe_file, probe, b"mlnb")
+        store._call(store.fs.rm_file, probe)
+    except (StoreError, FileNotFoundError) as exc:
+        return " ".join(str(exc).split())  # one line, whatever the backend's message
+    return None
+
 
 def check_workers(plan: SweepPlan, backend: Backend) -> None:
     """Refuse to start when a worker lacks the template, the store or the kernel, or runs
     another mlnb: every worker is asked, before any run is submitted.
+
+    When the sweep ships its files (a team store on a remote cluster, see
+    :mod:`mlnb.parallel.shipping`), a worker need not have the template; it must open and
+    write the team store with its own settings.
 
     Raises:
         BackendError: naming each worker and what is wrong there.
     """
     from importlib import metadata
 
+    from mlnb.parallel import shipping
+
     kernel = plan.tasks[0].kernel_name if plan.tasks else None
+    ships = shipping.needed(plan.store, backend)
     answers = backend.on_every_worker(
-        worker_problems, str(plan.template.path), records.sha256_file(plan.template.path),
-        str(plan.store.path), metadata.version("mlnb"), kernel or plan.template.kernel_name,
+        worker_problems,
+        None if ships else str(plan.template.path),
+        None if ships else records.sha256_file(plan.template.path),
+        plan.store.location, metadata.version("mlnb"),
+        kernel or plan.template.kernel_name,
     )
     bad = {worker: problems for worker, problems in answers.items() if problems}
     if bad:
         detail = "; ".join(f"{w}: {', '.join(p)}" for w, p in sorted(bad.items()))
         if backend.in_process:
             raise BackendError(f"cannot run this sweep: {detail.removeprefix('local: ')}")
-        raise BackendError(f"workers cannot run this sweep (they need the same mlnb, the kernel and a shared "
-                           f"store): {detail}")
+        if ships:
+            raise BackendError(f"workers cannot run this sweep (each needs the same mlnb, the kernel, and the team "
+                               f"store's settings in its own environment: MLNB_DATABASE, the object store's "
+                               f"endpoint and credentials): {detail}")
+        raise BackendError(f"workers cannot run this sweep (they need the same mlnb, the kernel, and the template "
+                           f"and the store at the same paths; without a shared file system use a team store, "
+                           f"docs/team-store.md): {detail}")
