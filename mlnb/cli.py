@@ -19,7 +19,9 @@ from mlnb.cli_common import (
     MlnbGroup,
     json_option,
     kernel_option,
+    markup_safe,
     parameter_options,
+    printable,
     store_option,
     store_option_with,
     timeout_option,
@@ -60,15 +62,18 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, cold, qu
     """Execute TEMPLATE (a name in templates/ or a path) and record the run."""
     from mlnb import params as params_mod
     from mlnb.execute import find_template, run_template
-    from mlnb.kernels import KernelPool
+    from mlnb.kernels import KernelPool, check_kernel
 
     store = _store(store_path)
     tpl = find_template(template)
+    # what costs nothing to check is refused before a kernel starts: the kernel, the names and types
+    check_kernel(kernel_name or tpl.kernel_name)
+    values = params_mod.from_cli(tpl, pairs, params_file)
+    params_mod.resolve(tpl, values)
     pool = None if cold else KernelPool(size=1)
     try:
-        if pool is not None:  # the kernel starts while the parameters are checked and papermill loads
+        if pool is not None:  # the kernel starts while the inputs are checked and papermill loads
             pool.warm(tpl, kernel_name=kernel_name)
-        values = params_mod.from_cli(tpl, pairs, params_file)
         config, note = _project_config(tpl, values)
         if config is not None and not config.kernels.warm and pool is not None:
             pool.close()
@@ -134,7 +139,7 @@ def runs_list(template, status, limit, filter_expr, store_path, as_json):
         return
     width = max(len(i["id"]) for i in items)
     lines = [f"{'ID':<{width}}  {'TEMPLATE':<12} {'STATUS':<9} {'STARTED':<20} {'SECONDS':>7}"]
-    lines += [f"{i['id']:<{width}}  {i['template']:<12} {i['status']:<9} "
+    lines += [f"{i['id']:<{width}}  {printable(i['template']):<12} {i['status']:<9} "
               f"{i['started'][:19].replace('T', ' '):<20} {i['duration_s'] or 0:>7.1f}" for i in items]
     click.echo("\n".join(lines))  # one write: 10,000 echo calls cost a tenth of a second
 
@@ -158,12 +163,14 @@ def runs_show(run_id, store_path, as_json):
     from rich.table import Table
 
     console = _console()
+    safe = markup_safe  # a record's values are data: no markup, no terminal escape sequences
     status = "[green]succeeded[/]" if run.succeeded else "[red]failed[/]"
-    console.print(f"[bold]{run.id}[/]  {rec['template']['name']}  {status}  {rec['duration_s']:.1f} s")
-    console.print(f"started {rec['started']}  parent {rec['parent'] or '-'}")
+    console.print(f"[bold]{safe(run.id)}[/]  {safe(rec['template']['name'])}  {status}  {rec['duration_s']:.1f} s")
+    console.print(f"started {safe(rec['started'])}  parent {safe(rec['parent'] or '-')}")
     if rec["error"]:
         e = rec["error"]
-        console.print(f"[red]error[/]: {e['kind']} in cell {e['cell_index']}: {e['ename']}: {e['evalue']}")
+        where = f" in cell {e['cell_index']}" if e.get("cell_index") is not None else ""
+        console.print(f"[red]error[/]: {safe(e['kind'])}{where}: {safe(e['ename'])}: {safe(e['evalue'])}")
     for title, rows in (
         ("parameters", rec["parameters"].items()),
         ("scraps", ((k, records.table_text(v, long=True) if records.is_table(v) else v) for k, v in rec["scraps"].items())),
@@ -174,7 +181,7 @@ def runs_show(run_id, store_path, as_json):
         table.add_column(style="cyan")
         table.add_column()
         for k, v in rows:
-            table.add_row(str(k), _short(v, 100))
+            table.add_row(safe(k), safe(_short(v, 100)))
         if table.row_count:
             console.print(table)
     click.echo(f"notebook: {run.html_path}")  # whole, never wrapped: it is copied and opened
@@ -203,7 +210,8 @@ def runs_diff(run_a, run_b, store_path, as_json):
     for r in rows:
         style = "bold yellow" if r.changed else None
         mark = "* " if r.changed else "  "
-        table.add_row(r.section, mark + r.name, _short(r.a, 40), _short(r.b, 40), style=style)
+        table.add_row(r.section, markup_safe(mark + r.name), markup_safe(_short(r.a, 40)), markup_safe(_short(r.b, 40)),
+                      style=style)
     console = _console()
     console.print(table)
     n = sum(r.changed for r in rows)
@@ -219,7 +227,7 @@ def runs_verify(run_id, store_path):
     ids = [store.resolve_id(run_id)] if run_id else store.run_ids()
     problems = store.verify(run_id)
     for p in problems:
-        click.echo(f"CHANGED {p}")
+        click.echo(printable(f"CHANGED {p}"))
     bad = len({p.run_id for p in problems})
     click.echo(f"{len(ids)} runs checked, {len(ids) - bad} intact, {bad} changed")
     if problems:

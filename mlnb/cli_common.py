@@ -7,6 +7,7 @@ Kept apart from :mod:`mlnb.cli` so command modules (``cli_models``, ``cli_sweep`
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from typing import Any
@@ -132,6 +133,26 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (sqlite3.Error,) + ((psycopg.Error,) if psycopg is not None else ())
 
 
+#: Characters a terminal acts on rather than shows: C0 controls but tab and newline, DEL, C1
+#: controls (``\x9b`` starts an escape sequence too) and the bidirectional overrides that
+#: make text read differently from what it holds.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: every control character written as its escape
+    (``\x1b``), so a value in a record can neither move the cursor, nor recolour, retitle or
+    clear the screen, nor hide what follows it."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def markup_safe(value: Any) -> str:
+    """``str(value)`` for a rich table or ``console.print``: printable, markup escaped."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
+
+
 def open_store(path: str | None):
     from mlnb.store import Store
 
@@ -161,15 +182,13 @@ def print_run_outcome(run) -> None:
         click.echo(f"run {run.id} succeeded in {rec['duration_s']:.1f} s")
     else:
         err = rec["error"]
-        click.echo(
-            f"run {run.id} failed: {err['kind']} in cell {err['cell_index']}: "
-            f"{err['ename']}: {err['evalue']}".rstrip(": "),
-            err=True,
-        )
+        where = f" in cell {err['cell_index']}" if err.get("cell_index") is not None else ""
+        click.echo(printable(f"run {run.id} failed: {err['kind']}{where}: {err['ename']}: {err['evalue']}".rstrip(": ")),
+                   err=True)
     for line in result_lines(rec["scraps"]):
-        click.echo(f"  {line}")
+        click.echo(printable(f"  {line}"))
     for warning in rec["scraps"].get("warnings") or []:
-        click.echo(f"mlnb: warning: {warning}", err=True)
+        click.echo(printable(f"mlnb: warning: {warning}"), err=True)
     location = run.store.run_location(run.id) if run.store is not None else str(run.path)
     if location != str(run.path):  # a team store: the run is there, its files also in the cache
         click.echo(f"  stored:   {location}")

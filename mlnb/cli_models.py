@@ -204,6 +204,7 @@ def _print_move(event, name: str, alias: str, version: int | None = None) -> Non
 def models_promote(name, version, alias, reason, caused_by, store_path):
     """Point NAME@ALIAS (production by default) at VERSION."""
     with _registry(store_path) as registry:
+        registry.versions(name)  # an unknown model is refused before the store is created
         event = registry.promote(name, version, alias=alias, reason=reason, caused_by=_actor(caused_by))
     _print_move(event, name, alias, version)
 
@@ -221,6 +222,7 @@ def models_rollback(name, alias, reason, caused_by, store_path):
     undone by the next one.
     """
     with _registry(store_path) as registry:
+        registry.versions(name)  # an unknown model is refused before the store is created
         event = registry.rollback(name, alias=alias, reason=reason, caused_by=_actor(caused_by))
     _print_move(event, name, alias)
 
@@ -233,5 +235,6 @@ def models_rollback(name, alias, reason, caused_by, store_path):
 def models_tag(uri, pairs, caused_by, store_path):
     """Add tags to the version URI points at (a key set again takes the new value)."""
     with _registry(store_path) as registry:
+        registry.get(uri)  # an unknown model is refused before the store is created
         mv = registry.add_tags(uri, _parse_tags(pairs), caused_by=_actor(caused_by))
     click.echo(f"{mv.uri}: " + "  ".join(f"{k}={v}" for k, v in mv.tags.items()))

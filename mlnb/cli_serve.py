@@ -39,12 +39,16 @@ model version; GET /health, GET /metrics (Prometheus), /docs and /openapi.json. 
 alias is followed: a promotion or 'mlnb models rollback' takes effect within
 --poll-interval seconds plus the load time, without a restart. With --shadow, requests are
 also scored by the shadow model off the response path and logged to
-<store>/shadow/<name>.jsonl for the 'shadow' template. See docs/serving.md.
+<store>/shadow/<name>.jsonl for the 'shadow' template. A request body over
+--max-request-bytes is answered 413 (from its Content-Length, or as soon as a chunked body
+passes it); with --token-file, every request but GET /health needs 'Authorization: Bearer
+TOKEN' and is answered 401 without it. See docs/serving.md.
 
 \b
 Exit codes:
   0    stopped by Ctrl-C or SIGTERM after serving
-  2    bad usage or input: unknown model, alias or version, tampered artifact (nothing served)
+  2    bad usage or input: unknown model, alias or version, tampered artifact, a token file
+       that is missing or empty (nothing served)
   3    uvicorn could not start (the port is in use, say)
 """
 
@@ -104,14 +108,20 @@ def predict(uri, input_path, output_path, keep, impute_missing, store_path, time
               help="Prediction log directory (default: <store>/predictions/<served name>); 'off' for none.")
 @click.option("--log-inputs", default=None, type=click.Choice(["features", "hash"]),
               help="What the prediction log keeps of each row's inputs (default: features).")
+@click.option("--max-request-bytes", default=None, type=click.IntRange(min=1), metavar="BYTES",
+              help="Largest request body read; a larger one is answered 413 (default: http.max_request_bytes "
+                   "of mlnb.yaml, else 10485760).")
+@click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Require 'Authorization: Bearer TOKEN' (the file's text) on every request but GET /health.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(uri, shadow, host, port, workers, store_path, poll_interval, max_rows, shadow_log, shadow_wait,
-          prediction_log, log_inputs, access_log, log_level):
+          prediction_log, log_inputs, max_request_bytes, token_file, access_log, log_level):
     """Serve model URI over HTTP (JSON in and out), following its alias in the registry."""
     from mlnb.serve import serve as run_server
 
     run_server(uri, shadow=shadow, host=host, port=port, store=store_path, workers=workers,
                poll_interval=poll_interval, max_rows=max_rows, shadow_log=shadow_log, shadow_wait=shadow_wait,
-               prediction_log=prediction_log, log_inputs=log_inputs, access_log=access_log, log_level=log_level)
+               prediction_log=prediction_log, log_inputs=log_inputs, max_request_bytes=max_request_bytes,
+               token_file=token_file, access_log=access_log, log_level=log_level)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mlnb.cli_common import MlnbCommand, store_option
-from mlnb.exceptions import MlnbError
+from mlnb.guard import read_token
 
 UI_EPILOG = """\b
 Examples:
@@ -22,7 +22,8 @@ Examples:
 \b
 It listens on 127.0.0.1 only. Pages: runs (filter, sort, compare), a run (its notebook as a
 report or whole, parameters, scraps, artifacts, inputs, lineage, verify status), models,
-versions with their lineage, a monitoring dashboard per model. See docs/ui.md.
+versions with their lineage, a monitoring dashboard per model. A request body over
+--max-request-bytes is answered 413. See docs/ui.md.
 
 \b
 Exit codes:
@@ -30,23 +31,6 @@ Exit codes:
   2    bad usage or input: the store cannot be read, a token file is missing or empty
   3    the server could not start (the port is in use, say)
 """
-
-
-class UiError(MlnbError, ValueError):
-    """A bad token file or export directory for ``mlnb ui``."""
-
-
-def read_token(path: str | None, option: str) -> str | None:
-    """The token in a file (surrounding whitespace removed), or None without a file."""
-    if path is None:
-        return None
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise UiError(f"{option} {path!r}: cannot read it ({exc.strerror or exc})") from None
-    if not token:
-        raise UiError(f"{option} {path!r} is empty; write a token (any secret text) into it")
-    return token
 
 
 @click.command(cls=MlnbCommand, epilog=UI_EPILOG)
@@ -58,7 +42,10 @@ def read_token(path: str | None, option: str) -> str | None:
               help="Offer promote and rollback, allowed to whoever gives this token.")
 @click.option("--export", "export_dir", default=None, type=click.Path(file_okay=False), metavar="DIR",
               help="Write the pages as static files into DIR instead of serving them.")
-def ui(store_path, port, token_file, write_token_file, export_dir):
+@click.option("--max-request-bytes", default=None, type=click.IntRange(min=1), metavar="BYTES",
+              help="Largest request body read; a larger one is answered 413 (default: http.max_request_bytes "
+                   "of mlnb.yaml, else 65536).")
+def ui(store_path, port, token_file, write_token_file, export_dir, max_request_bytes):
     """Read, search and compare runs, models and their lineage in a browser."""
     import sys
 
@@ -74,6 +61,9 @@ def ui(store_path, port, token_file, write_token_file, export_dir):
         return
     read = read_token(token_file, "--token-file")
     write = read_token(write_token_file, "--write-token-file")
+    from mlnb.guard import DEFAULT_UI_MAX_REQUEST_BYTES, project_max_request_bytes
+
+    limit = max_request_bytes or project_max_request_bytes(DEFAULT_UI_MAX_REQUEST_BYTES)
     from mlnb.ui.site import Site
 
     Site(store).check()  # one line and exit 2 before any server starts
@@ -89,7 +79,7 @@ def ui(store_path, port, token_file, write_token_file, export_dir):
 
     from mlnb.ui.app import create_app
 
-    app = create_app(store, read_token=read, write_token=write)
+    app = create_app(store, read_token=read, write_token=write, max_request_bytes=limit)
     app.state.site.warm()
     url = f"http://127.0.0.1:{port}/" + (f"?token={read}" if read else "")
     mode = "promote and rollback need the write token" if write else "read-only"

@@ -7,6 +7,8 @@ same clear error.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,11 +30,21 @@ def _table_format(p: Path) -> str:
             f"cannot read {str(p)!r}: unknown extension {p.suffix!r}; "
             f"allowed: {', '.join(sorted(TABLE_FORMATS))}"
         )
-    if not p.is_file():
-        raise DataError(f"cannot read {str(p)!r}: no such file")
-    if p.stat().st_size == 0:
+    try:
+        if not p.is_file():
+            raise DataError(f"cannot read {_shown(p)!r}: no such file")
+        size = p.stat().st_size
+    except (OSError, ValueError) as exc:  # a name longer than the system allows, a NUL byte
+        raise DataError(f"cannot read {_shown(p)!r}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if size == 0:
         raise DataError(f"cannot read {str(p)!r}: the file is empty")
     return fmt
+
+
+def _shown(p: Path, width: int = 120) -> str:
+    """A path for a message: whole, or its start and end when it is very long."""
+    text = str(p)
+    return text if len(text) <= width else text[: width // 2] + "…" + text[-(width // 2):]
 
 
 def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
@@ -80,7 +92,6 @@ def read_table(path: str | os.PathLike, **kwargs) -> "pd.DataFrame":
 
 def _duplicated_header(p: Path, df: "pd.DataFrame", kwargs: dict) -> list[str]:
     """Names that the CSV header holds more than once (pandas renamed the copies ``x.1``)."""
-    import csv
     import re
 
     names = {str(c) for c in df.columns}
@@ -90,12 +101,7 @@ def _duplicated_header(p: Path, df: "pd.DataFrame", kwargs: dict) -> list[str]:
         return []
     with open(p, newline="", encoding=kwargs.get("encoding") or "utf-8", errors="replace") as f:
         header = next(csv.reader(f, delimiter=kwargs.get("sep") or ","), [])
-    seen, duplicated = set(), []
-    for name in header:
-        if name in seen and name not in duplicated:
-            duplicated.append(name)
-        seen.add(name)
-    return duplicated
+    return _repeated(header)
 
 
 def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
@@ -132,6 +138,22 @@ def probe_table(path: str | os.PathLike, sample_bytes: int = 1 << 16) -> None:
         raise DataError(f"cannot read {str(p)!r} as CSV: it is binary, not text")
     if not text.strip():
         raise DataError(f"cannot read {str(p)!r}: no columns to parse")
+    duplicated = _repeated(next(csv.reader(io.StringIO(text)), []))
+    if duplicated:
+        # pandas would rename the copies (wind, wind.1) and every step would read another column
+        raise DataError(f"cannot read {str(p)!r}: column {', '.join(map(repr, duplicated))} appears more than "
+                        "once in the header; give each column its own name")
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, in order of their second occurrence."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
 
 
 def table_columns(path: str | os.PathLike) -> list[str]:
@@ -169,7 +191,10 @@ def is_example(table: "str | os.PathLike | pd.DataFrame") -> bool:
     if isinstance(table, (str, os.PathLike)):
         p = Path(table)
         # the whole example is 1,461 rows (about 50 kB): a larger file is not the example
-        if not p.is_file() or p.stat().st_size > 200_000:
+        try:
+            if not p.is_file() or p.stat().st_size > 200_000:
+                return False
+        except (OSError, ValueError):  # a name no file can have
             return False
         try:
             table = read_table(p)

@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
 import platform
+import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from mlnb import _compat  # noqa: F401  (fast jsonschema import, before papermill)
 from mlnb import kernels as kernels_mod
+from mlnb import inputs as inputs_mod
 from mlnb import params as params_mod
 from mlnb import records
 from mlnb.exceptions import Interrupted, RunDiscarded
@@ -63,7 +66,7 @@ def _input_files(template: Template, final: dict[str, Any]) -> list[dict]:
             if not isinstance(item, str) or not item or len(item) > 4096:
                 continue
             path = Path(item) if os.path.isabs(item) else base / item
-            if path.is_file() and (name, str(path)) not in seen:
+            if inputs_mod.is_file(path) and (name, str(path)) not in seen:
                 seen.add((name, str(path)))
                 inputs.append({"parameter": name, "path": str(path.resolve()), **records.fingerprint(path)})
     return inputs
@@ -256,6 +259,51 @@ def _is_payload(output) -> bool:
     return bool(data) and all(k.startswith("application/scrapbook.scrap.") for k in data)
 
 
+def refuse_foreign_files(staged: Path) -> list[str]:
+    """Remove what a notebook left in its staged run that a record cannot hold, and say what.
+
+    A run holds its notebook and the regular files under ``artifacts/``. A symbolic link
+    there would be hashed by its target's content (``/etc/passwd``) and made read-only
+    through it, a hard link shares its file with a path outside the run, a pipe or socket
+    has no content, and a file beside ``artifacts/`` (written through
+    ``artifacts_dir/..``) is in no record: each is removed before the record is built, and
+    the run is recorded failed, naming them.
+
+    Returns:
+        One line per removed entry (empty: nothing foreign).
+    """
+    refused: list[str] = []
+
+    def remove(path: Path, why: str) -> None:
+        refused.append(f"{path.relative_to(staged).as_posix()} {why}")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    for entry in sorted(staged.iterdir()):
+        if entry.name == records.NOTEBOOK_FILE and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.name == records.ARTIFACTS_DIR and entry.is_dir() and not entry.is_symlink():
+            continue
+        where = "is a symbolic link" if entry.is_symlink() else "was written outside artifacts_dir"
+        remove(entry, where)
+    artifacts = staged / records.ARTIFACTS_DIR
+    artifacts.mkdir(exist_ok=True)
+    for dirpath, dirnames, filenames in os.walk(artifacts):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                remove(path, f"is a symbolic link (to {os.readlink(path)!r}); an artifact must be a file it wrote")
+            elif stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                remove(path, "is a hard link to a file outside the run; an artifact must be a file it wrote")
+            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                remove(path, "is not a regular file")
+        dirnames[:] = [d for d in dirnames if (Path(dirpath) / d).is_dir()]
+    return refused
+
+
 def _artifact_list(artifacts_dir: Path) -> list[dict]:
     out = []
     for path in sorted(p for p in artifacts_dir.rglob("*") if p.is_file()):
@@ -319,6 +367,7 @@ def run_template(
     store = as_store(store)
     final = prepare_parameters(tpl, parameters or {}, paths_relative_to or Path.cwd(), store, config)
     kernel = kernel_name or tpl.kernel_name
+    kernels_mod.check_kernel(kernel)
     inputs = _input_files(tpl, final)
     if run_id is not None and not RUN_ID.match(run_id):
         raise ValueError(f"run_id {run_id!r} is not an id made by mlnb.store.new_run_id")
@@ -350,7 +399,8 @@ def run_template(
                     lease = kernels.acquire(tpl, kernel) if kernels is not None else None
                     # never papermill's cwd=, which changes this process's directory (and every
                     # thread's): a warm kernel started there, a cold one is started there by nbclient
-                    where = {"km": lease.km} if lease else {"resources": {"metadata": {"path": str(tpl.path.parent)}}}
+                    where = {"km": lease.km} if lease else {"resources": {"metadata": {"path": str(tpl.path.parent)}},
+                                                            "kernel_manager_class": kernels_mod.notebook_kernel_manager_class()}
                     preparation = lease.preparation if lease else kernels_mod.cold()
                     try:
                         pm.execute_notebook(
@@ -383,6 +433,14 @@ def run_template(
                     raise exc if exc is not None else RuntimeError("papermill wrote no notebook")
                 warm.result()
                 error = _classify(exc, nb)
+                refused = refuse_foreign_files(staged)
+                if refused:
+                    shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+                    if error is None:
+                        error = {"kind": "exception", "cell_index": None, "ename": "ArtifactRefused",
+                                 "evalue": f"removed from the run: {shown}"}
+                    else:
+                        error = {**error, "evalue": f"{error['evalue']} (also removed from the run: {shown})"}
                 try:
                     scraps = _store_scraps(out_nb, artifacts)
                 except Exception as e:  # a payload scrapbook refuses: the run is failed, not lost

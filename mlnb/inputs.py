@@ -24,17 +24,61 @@ from mlnb.store import LocalStore, Store, as_store
 PATH_KINDS = ("table", "schema", "file")
 
 
+#: Endings of text that is meant as a file (``-p data ../x.csv``) even where a template does
+#: not declare the parameter an input.
+FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".yaml", ".yml", ".json", ".jsonl")
+
+
+def exists(path: Path) -> bool:
+    """Whether ``path`` exists; text that cannot be a file name (longer than the system
+    allows, a NUL byte) names nothing, so a long string parameter is just a string."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a file, as :func:`exists` (never raises)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _meant_as_path(value: str) -> bool:
+    """Text written as a relative path (``./x``, ``../x``) or ending like a data file."""
+    return value.startswith(("./", "../")) or (value.lower().endswith(FILE_SUFFIXES) and "\n" not in value)
+
+
 def _absolute_paths(values: dict[str, Any], base: Path, template: Template | None = None) -> dict[str, Any]:
-    """Turn relative paths given by the user into absolute ones (the kernel runs elsewhere):
-    every declared path input, and any other text that names an existing file."""
+    """Turn relative paths given by the user into absolute ones from ``base`` (the kernel
+    runs in the template's directory): every declared path input, any other text that
+    names an existing file, and text written as a path (:func:`_meant_as_path`), which must
+    then exist: it is never looked up next to the template instead.
+
+    Raises:
+        ParameterError: a value written as a path that does not exist under ``base``.
+    """
+    from mlnb.exceptions import ParameterError
+
     declared = _kinds(template) if template is not None else {}
     out = {}
     for name, value in values.items():
         if isinstance(value, str) and value and not os.path.isabs(value) and len(value) < 4096:
-            if declared.get(name) in PATH_KINDS or (base / value).exists():
+            if declared.get(name) in PATH_KINDS or exists(base / value):
                 value = str((base / value).resolve())
+            elif declared.get(name) is None and name not in INJECTED_PATHS and _meant_as_path(value):
+                shown = value if len(value) <= 80 else value[:60] + "…" + value[-17:]
+                raise ParameterError(
+                    f"parameter {name!r}: {shown!r} does not exist in {str(base)!r}; relative paths given "
+                    "with -p or -f are taken from where mlnb runs", name)
         out[name] = value
     return out
+
+
+#: Parameters that hold where a run writes, not what it reads.
+INJECTED_PATHS = ("artifacts_dir",)
 
 
 def _kinds(template: Template) -> dict[str, str]:
@@ -142,7 +186,7 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
             continue
         path = _path(template, value)
         default = template.parameters[name].default if name in template.parameters else None
-        if value == default and not path.exists():
+        if value == default and not exists(path):
             from mlnb.exceptions import ParameterError
 
             raise ParameterError(f"parameter {name!r} is required here: its default {default!r} (the bundled "
@@ -160,6 +204,10 @@ def _check_inputs(template: Template, final: dict[str, Any]) -> None:
                 raise DataError(f"cannot read {str(path)!r}: no such file")
         except (DataError, SchemaDefinitionError, ModelNotFound, RegistryError) as exc:
             raise type(exc)(f"parameter {name!r}: {exc}") from exc
+        except (OSError, ValueError) as exc:  # a name longer than the system allows, a NUL byte
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            raise DataError(f"parameter {name!r}: cannot read {shown!r}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from exc
 
 
 def _check_model(template: Template, name: str, value: Any, final: dict[str, Any], kinds: dict) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -99,15 +100,84 @@ def _template_imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, .
     return tuple(modules), tuple(m for m in maybe if m not in modules)
 
 
+_installed: set[str] = set()
+
+
+def check_kernel(name: str) -> None:
+    """Refuse a kernel name that no installed kernel spec has, before anything starts.
+
+    Raises:
+        ParameterError: naming the kernel and the installed ones (exit 2, nothing written).
+    """
+    if name in _installed:
+        return
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from mlnb.exceptions import ParameterError
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if name not in specs:
+        raise ParameterError(f"kernel {name!r} is not installed; installed kernels: "
+                             f"{', '.join(sorted(specs)) or 'none'} (see 'jupyter kernelspec list')", "kernel")
+    _installed.add(name)
+
+
 def cold() -> dict:
     """The ``kernel_preparation`` of a run whose kernel started from nothing."""
     return {"mode": "cold", "preloaded": []}
 
 
+def private_sockets(base: type) -> type:
+    """``base`` (a jupyter_client kernel manager class) whose kernels talk over Unix sockets
+    in a directory of their own, where the platform has them.
+
+    Over TCP, jupyter_client picks five free ports by binding and releasing them, and the
+    kernel binds them a moment later: kernels started at once by other processes (parallel
+    ``mlnb run``, a sweep's workers) can take a port in between, and the kernel prints a
+    ``ZMQError: Address already in use`` traceback, or dies at start. jupyter_client's port
+    cache only keeps one process's kernels apart. A socket file in a fresh private directory
+    (mode 0700) cannot be taken by anyone else, and no other user can connect to it either.
+    """
+    import tempfile
+
+    from traitlets import default
+
+    class PrivateSocketsKernelManager(base):
+        @default("transport")
+        def _mlnb_transport(self) -> str:
+            return "ipc" if os.name == "posix" else "tcp"
+
+        @default("ip")
+        def _mlnb_ip(self) -> str:
+            if self.transport != "ipc":
+                return super()._ip_default()
+            self._mlnb_socket_dir = tempfile.mkdtemp(prefix="mlnb-kernel-")
+            return os.path.join(self._mlnb_socket_dir, "k")
+
+        def cleanup_ipc_files(self) -> None:
+            super().cleanup_ipc_files()
+            where = getattr(self, "_mlnb_socket_dir", None)
+            if where and not self._connection_file_written:  # shut down, not restarting
+                with contextlib.suppress(OSError):
+                    os.rmdir(where)
+
+    PrivateSocketsKernelManager.__name__ = PrivateSocketsKernelManager.__qualname__ = f"PrivateSockets{base.__name__}"
+    return PrivateSocketsKernelManager
+
+
+@functools.lru_cache(maxsize=1)
+def notebook_kernel_manager_class() -> type:
+    """The kernel manager class nbclient starts a cold run's kernel with (``kernel_manager_class=``)."""
+    from jupyter_client import AsyncKernelManager
+
+    return private_sockets(AsyncKernelManager)
+
+
+@functools.lru_cache(maxsize=1)
 def _kernel_manager_class():
     from jupyter_client import KernelManager
 
-    class PooledKernelManager(KernelManager):
+    class PooledKernelManager(private_sockets(KernelManager)):
         """A kernel manager that remembers the clients made for it (nbclient makes one and,
         not owning the kernel, leaves it open), so that shutting down closes them too."""
 

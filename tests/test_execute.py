@@ -17,7 +17,7 @@ from mlnb import records
 from mlnb.execute import run_template
 from mlnb.store import STAGING, Store
 
-from .conftest import ROOT, default_signals
+from .conftest import NOTEBOOKS, ROOT, default_signals
 
 
 def test_record_holds_every_parameter_scrap_artifact_and_hash(echo_run):
@@ -245,3 +245,30 @@ def test_a_declared_input_of_unknown_kind_is_a_template_error(tmp_path, store):
     with pytest.raises(TemplateError, match="kind 'spreadsheet'; allowed kinds: table, schema, file"):
         run_template(path, {"data": str(path)}, store)
     assert store.run_ids() == []
+
+
+@pytest.mark.parametrize("mode, entry, why", [
+    ("symlink", "artifacts/passwd", "is a symbolic link (to "),
+    ("symlink_dir", "artifacts/etc", "is a symbolic link (to "),
+    ("hardlink", "artifacts/linked", "is a hard link to a file outside the run"),
+    ("outside", "evil.txt", "was written outside artifacts_dir"),
+    ("fifo", "artifacts/pipe", "is not a regular file"),
+])
+def test_what_a_record_cannot_hold_is_removed_and_the_run_recorded_failed_saying_so(tmp_path, mode, entry, why):
+    """A link in artifacts/ would be hashed by its target's content and made read-only
+    through it; a file beside artifacts/ would make the committed run fail verify."""
+    import stat
+
+    target = tmp_path / "outside" / "secret.txt"
+    target.parent.mkdir()
+    target.write_text("not the run's")
+    os.chmod(target, 0o640)
+    link_to = target.parent if mode == "symlink_dir" else target
+    run = run_template(NOTEBOOKS / "writes_foreign.ipynb", {"mode": mode, "target": str(link_to)}, tmp_path / "store")
+    assert run.status == "failed"
+    assert run.record["error"]["ename"] == "ArtifactRefused"
+    assert f"{entry} {why}" in run.record["error"]["evalue"]
+    assert [a["path"] for a in run.record["artifacts"]] == ["model.txt"]
+    assert not os.path.lexists(run.path / entry)
+    assert Store(tmp_path / "store").verify(run.id) == []
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640 and target.read_text() == "not the run's"

@@ -118,3 +118,45 @@ def test_a_bad_preload_name_in_mlnb_yaml_is_a_config_error_naming_it(tmp_path):
         "model: {name: m, target: y}\ndata: {reference: r.csv, current: c.csv}\nkernels: {preload: [pandas, 'sk learn']}\n")
     with pytest.raises(ConfigError, match=r"kernels.preload.*'sk learn' is not a module name"):
         load_config(tmp_path / "mlnb.yaml")
+
+
+# Starts kernels the way mlnb does, three in a row without waiting, then waits for each,
+# so that several such processes at once start kernels at the same moments.
+_START_THREE = """
+import sys
+from mlnb.kernels import _kernel_manager_class, notebook_kernel_manager_class
+managers = [_kernel_manager_class()(kernel_name="python3") for _ in range(2)]
+managers.append(notebook_kernel_manager_class()(kernel_name="python3"))
+for km in managers:
+    km.start_kernel(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+for km in managers[:2]:
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    kc.stop_channels()
+print(sorted({km.transport for km in managers}))
+for km in managers[:2]:
+    km.shutdown_kernel(now=True)
+import asyncio
+asyncio.run(managers[2].shutdown_kernel(now=True))
+"""
+
+
+def test_kernels_started_at_once_by_several_processes_never_collide(tmp_path):
+    """Over TCP, ports picked by jupyter_client could be taken by a kernel of another process
+    before its own kernel bound them (a ZMQError traceback on stderr, or a kernel dead at
+    start); each kernel's Unix sockets live in a private directory instead."""
+    import subprocess
+    import sys
+
+    from .conftest import default_signals
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", _START_THREE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, preexec_fn=default_signals) for _ in range(5)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "ZMQError" not in err, err
+        assert out.strip() == "['ipc']"
+    assert not list(tmp_path.glob("mlnb-kernel-*")), "a kernel's socket directory was left behind"

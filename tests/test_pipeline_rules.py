@@ -275,5 +275,5 @@ def test_a_check_across_sections_is_one_short_line_naming_its_key():
 
 def test_a_misspelt_section_is_named_before_the_section_it_hides():
     with pytest.raises(ConfigError, match=r"^mlnb.yaml: modle: unknown key; allowed: model, data, training, "
-                                          r"validation, drift, triggers, promotion, alerts, kernels, store \(and 1 more\)$"):
+                                          r"validation, drift, triggers, promotion, alerts, kernels, http, store \(and 1 more\)$"):
         parse_config({"modle": {"name": "h", "target": "y"}, "data": {"reference": "r", "current": "c"}})

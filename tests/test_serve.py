@@ -444,3 +444,51 @@ def test_serve_refuses_an_unknown_model_with_exit_2(trained_store, cli):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[0]] and "has no alias 'staging'" in lines[0] and "production -> 2" in lines[0]
+
+
+# -- request size and token --------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_413_and_a_token_is_needed_except_for_health(trained_store, tmp_path, rows):
+    """--max-request-bytes: a declared Content-Length over it is refused at once, a chunked
+    body as soon as it passes it; --token-file: 401 without the token or with a wrong one
+    (any bytes), /health stays open for load balancers."""
+    from fastapi.testclient import TestClient
+
+    store = copy_store(trained_store, tmp_path / "store")
+    token = tmp_path / "token"
+    token.write_text("s3cret-token\n")
+    app = serve.create_app("weather@production", store=str(store), prediction_log="off", max_request_bytes=2000,
+                           token_file=str(token))
+    good = {"Authorization": "Bearer s3cret-token"}
+    body = {"rows": rows.head(2).to_dict("records")}
+    with TestClient(app) as client:
+        assert client.post("/predict", json=body, headers=good).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": b"Bearer \xc3\xa9t\xc3\xa9"},
+                        {"Authorization": "Basic czNjcmV0LXRva2Vu"}):
+            refused = client.post("/predict", json=body, headers=headers)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+            assert client.get("/metrics", headers=headers).status_code == 401
+            assert client.get("/openapi.json", headers=headers).status_code == 401
+            assert client.get("/health", headers=headers).status_code == 200
+        large = {"rows": rows.head(100).to_dict("records")}
+        declared = client.post("/predict", json=large, headers=good)
+        assert declared.status_code == 413 and "limit of 2000 bytes" in declared.json()["detail"]
+
+        def chunks():
+            text = json.dumps(large).encode()
+            for i in range(0, len(text), 500):
+                yield text[i:i + 500]
+
+        streamed = client.post("/predict", content=chunks(), headers={**good, "Content-Type": "application/json"})
+        assert "content-length" not in {k.lower() for k in streamed.request.headers}
+        assert streamed.status_code == 413
+        assert client.post("/predict", json=body, headers=good).status_code == 200
+
+
+def test_the_limit_and_the_token_file_reach_every_worker():
+    settings = serve.ServeSettings("weather@production", max_request_bytes=1234, token_file="/run/token")
+    again = serve.ServeSettings.from_env(settings.to_env())
+    assert (again.max_request_bytes, again.token_file) == (1234, "/run/token")
+    with pytest.raises(Exception, match="max_request_bytes == 0, must be a whole number of bytes >= 1"):
+        serve.ServeSettings("weather@production", max_request_bytes=0)

@@ -459,6 +459,51 @@ def test_read_token_is_needed_for_every_page(sample):
     assert fresh.get("/models", headers={"Authorization": "Bearer read-me"}).status_code == 200
 
 
+def test_a_token_guess_that_is_not_ascii_is_a_wrong_token_not_a_500(sample):
+    from fastapi.testclient import TestClient
+
+    from mlnb.ui.app import create_app
+
+    client = TestClient(create_app(sample["store"], read_token="read-me"), follow_redirects=False)
+    assert client.get("/runs?token=%C3%A9t%C3%A9").status_code == 401
+    assert client.get("/runs", headers={"Authorization": b"Bearer \xc3\xa9"}).status_code == 401
+
+
+def test_a_request_body_over_the_limit_is_413_before_any_page_reads_it(sample):
+    """Whether its size is declared (Content-Length) or not (a chunked body, counted while it
+    streams); the write form below the limit is read as before (403: no write token)."""
+    from fastapi.testclient import TestClient
+
+    from mlnb.ui.app import create_app
+
+    client = TestClient(create_app(sample["store"], max_request_bytes=1000), follow_redirects=False)
+    name = "weather"
+    big = client.post(f"/models/{name}/promote", content=b"reason=" + b"x" * 5000,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert big.status_code == 413 and "limit of 1000 bytes" in big.text
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 500
+
+    streamed = client.post(f"/models/{name}/promote", content=chunks(),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "content-length" not in {k.lower() for k in streamed.request.headers}
+    assert streamed.status_code == 413
+    small = client.post(f"/models/{name}/promote", data={"reason": "why", "version": "1"})
+    assert small.status_code == 403  # read, then refused for want of the write token
+    assert client.get("/runs").status_code == 200
+
+
+def test_the_ui_request_limit_comes_from_the_flag_or_mlnb_yaml(cli, tmp_path):
+    config = tmp_path / "mlnb.yaml"
+    config.write_text((ROOT / "mlnb.yaml").read_text() + "http:\n  max_request_bytes: -1\n")
+    result = cli("ui", "--store", str(tmp_path), "--port", str(_free_port()), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "http.max_request_bytes" in result.stderr
+
+
 # -- the command --------------------------------------------------------------------------------
 
 

@@ -166,10 +166,16 @@ class KernelsConfig(_Section):
         return v
 
 
+class HttpConfig(_Section):
+    """What ``mlnb serve`` and ``mlnb ui`` accept (their flags win)."""
+
+    max_request_bytes: int | None = Field(None, ge=1, description="largest request body read; a larger one is 413")
+
+
 #: Keys whose values are paths, relative to the directory of ``mlnb.yaml``.
 PATH_KEYS = ("data.reference", "data.current", "validation.schema", "store")
 #: Keys that do not change what the pipeline decides on a batch (left out of its fingerprint).
-_NOT_DECIDING = ("alerts", "store", "kernels")
+_NOT_DECIDING = ("alerts", "store", "kernels", "http")
 
 
 class Config(_Section):
@@ -184,6 +190,7 @@ class Config(_Section):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     kernels: KernelsConfig = Field(default_factory=KernelsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     store: str = "runs"
     root: Path = Field(default=Path("."), exclude=True)
 

@@ -236,6 +236,11 @@ class Registry:
                 current = self._alias_map(db, ref.name)
                 listed = ", ".join(f"{a} -> {v}" for a, v in current.items()) or "none"
                 raise ModelNotFound(f"model {ref.name!r} has no alias {ref.alias!r}; its aliases: {listed}")
+            if db.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ?",
+                          (ref.name, row[0])).fetchone() is None:  # a database edited outside mlnb
+                raise ModelNotFound(f"alias {ref.alias!r} of model {ref.name!r} points at version {row[0]}, which "
+                                    f"the registry does not have (versions 1 to {top}); point it at one with "
+                                    f"'mlnb models promote {ref.name} VERSION --alias {ref.alias}'")
             return ref.name, row[0]
         if ref.version is None:
             return ref.name, top

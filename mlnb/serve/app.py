@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from mlnb.guard import RequestGuard, read_token
 from mlnb.serve.follow import RegistryFollower
 from mlnb.serve.metrics import ServeMetrics
 from mlnb.served import ModelSlot, ServedModel, _limit_threads, load_served
@@ -356,6 +357,7 @@ def create_app(settings: ServeSettings | str, **options) -> FastAPI:
     """
     if isinstance(settings, str):
         settings = ServeSettings(settings, **options)
+    token = read_token(settings.token_file)  # a bad token file is refused before the models load
     serving = _serving(settings)
     app = FastAPI(title="mlnb model server", version="1", description=DESCRIPTION, lifespan=_lifespan)
     app.state.serving = serving
@@ -364,4 +366,8 @@ def create_app(settings: ServeSettings | str, **options) -> FastAPI:
     app.state.prediction_log = serving.prediction_log
     app.include_router(routes)
     app.openapi = _openapi(app)
+    # outermost of the app's own layers: a body too large or a request without the token is
+    # answered before any handler reads it; /health stays open for load balancers' probes
+    app.add_middleware(RequestGuard, max_bytes=settings.max_request_bytes,
+                       token=token, open_paths=("/health",))
     return app

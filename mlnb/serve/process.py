@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlnb.exceptions import ParameterError
+from mlnb.guard import DEFAULT_SERVE_MAX_REQUEST_BYTES, check_max_bytes, project_max_request_bytes
 from mlnb.serve.follow import DEFAULT_POLL_INTERVAL
 from mlnb.served import DEFAULT_MAX_ROWS
 from mlnb.shadow import DEFAULT_SHADOW_WAIT
@@ -27,6 +28,8 @@ ENV = {
     "shadow_wait": "MLNB_SERVE_SHADOW_WAIT",
     "prediction_log": "MLNB_SERVE_PREDICTION_LOG",
     "log_inputs": "MLNB_SERVE_LOG_INPUTS",
+    "max_request_bytes": "MLNB_SERVE_MAX_REQUEST_BYTES",
+    "token_file": "MLNB_SERVE_TOKEN_FILE",
 }
 #: ``prediction_log`` value that turns the prediction log off.
 NO_PREDICTION_LOG = "off"
@@ -45,8 +48,11 @@ class ServeSettings:
     shadow_wait: float = DEFAULT_SHADOW_WAIT
     prediction_log: str | None = None  # a directory; None: <store>/predictions/<name>; "off": no log
     log_inputs: str = "features"  # what the prediction log keeps of the inputs: "features" or "hash"
+    max_request_bytes: int = DEFAULT_SERVE_MAX_REQUEST_BYTES  # a larger body is answered 413
+    token_file: str | None = None  # when set, every request but GET /health needs its token
 
     def __post_init__(self):
+        check_max_bytes(self.max_request_bytes)
         if not (isinstance(self.poll_interval, (int, float)) and self.poll_interval > 0):
             raise ParameterError(f"poll interval == {self.poll_interval!r}, must be > 0 seconds", name="poll_interval")
         if not (isinstance(self.max_rows, int) and self.max_rows >= 1):
@@ -74,7 +80,7 @@ class ServeSettings:
             raise ParameterError(f"{ENV['uri']} is not set; set it to the model URI to serve (weather@production)",
                                  name="uri")
         kwargs: dict[str, Any] = {}
-        casts = {"poll_interval": float, "max_rows": int, "shadow_wait": float}
+        casts = {"poll_interval": float, "max_rows": int, "shadow_wait": float, "max_request_bytes": int}
         for key, var in ENV.items():
             text = env.get(var)
             if text:
@@ -121,6 +127,8 @@ def serve(
     shadow_wait: float = DEFAULT_SHADOW_WAIT,
     prediction_log: str | os.PathLike | None = None,
     log_inputs: str | None = None,
+    max_request_bytes: int | None = None,
+    token_file: str | os.PathLike | None = None,
     access_log: bool = True,
     log_level: str = "info",
 ) -> None:
@@ -133,7 +141,10 @@ def serve(
     ``PROMETHEUS_MULTIPROC_DIR`` or a temporary directory removed at exit. Every answered
     row goes to the prediction log (``prediction_log``, default ``<store>/predictions/<name>``,
     ``"off"`` for none; ``log_inputs`` ``"features"`` or ``"hash"``; also read from
-    ``MLNB_SERVE_PREDICTION_LOG`` and ``MLNB_SERVE_LOG_INPUTS``).
+    ``MLNB_SERVE_PREDICTION_LOG`` and ``MLNB_SERVE_LOG_INPUTS``). A request body over
+    ``max_request_bytes`` (default: ``http.max_request_bytes`` of the project's
+    ``mlnb.yaml``, else 10 MiB) is answered 413; with ``token_file``, every request but
+    ``GET /health`` needs ``Authorization: Bearer TOKEN`` (401 otherwise).
 
     Raises:
         ModelNotFound, RegistryError, ArtifactTampered, StoreError, ParameterError: before serving.
@@ -158,7 +169,9 @@ def serve(
     settings = ServeSettings(uri, shadow, store_path, poll_interval, max_rows,
                              str(shadow_log) if shadow_log else None, shadow_wait,
                              str(prediction_log) if prediction_log else None,
-                             log_inputs or os.environ.get(ENV["log_inputs"]) or "features")
+                             log_inputs or os.environ.get(ENV["log_inputs"]) or "features",
+                             max_request_bytes or project_max_request_bytes(DEFAULT_SERVE_MAX_REQUEST_BYTES),
+                             str(token_file) if token_file else None)
     options = {"host": host, "port": port, "access_log": access_log, "log_config": log_config(log_level),
                "log_level": log_level}
     if workers == 1:

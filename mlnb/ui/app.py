@@ -15,7 +15,6 @@ Safety:
 
 from __future__ import annotations
 
-import hmac
 import mimetypes
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlnb import records
 from mlnb.exceptions import MlnbError
+from mlnb.guard import DEFAULT_UI_MAX_REQUEST_BYTES, RequestGuard, same_token
 from mlnb.ui.links import Links
 from mlnb.ui.render import STATIC, render
 from mlnb.ui.report import NOTEBOOK_CSP
@@ -43,7 +43,8 @@ UNTRUSTED_HEADERS = {
 }
 
 
-def create_app(store, read_token: str | None = None, write_token: str | None = None, sync: bool = True) -> FastAPI:
+def create_app(store, read_token: str | None = None, write_token: str | None = None, sync: bool = True,
+               max_request_bytes: int = DEFAULT_UI_MAX_REQUEST_BYTES) -> FastAPI:
     """The application over one store.
 
     Args:
@@ -51,6 +52,7 @@ def create_app(store, read_token: str | None = None, write_token: str | None = N
         read_token: when set, every request must carry it.
         write_token: when set, promote and rollback are offered and need it.
         sync: keep the index up to date with new runs from a background thread.
+        max_request_bytes: a larger request body is answered 413 before any page reads it.
     """
     site = Site(store, write_enabled=bool(write_token))
     if sync:
@@ -74,14 +76,14 @@ def create_app(store, read_token: str | None = None, write_token: str | None = N
         t0 = time.perf_counter()
         if read_token is not None:
             given = request.query_params.get("token")
-            if given is not None and hmac.compare_digest(given, read_token):
+            if given is not None and same_token(given, read_token):
                 query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
                 response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
                 response.set_cookie(COOKIE, read_token, httponly=True, samesite="strict", path="/")
                 return response
             auth = request.headers.get("authorization", "")
             offered = request.cookies.get(COOKIE) or (auth[7:] if auth.lower().startswith("bearer ") else None)
-            if offered is None or not hmac.compare_digest(offered, read_token):
+            if not same_token(offered, read_token):
                 return error_page(401, "Token needed",
                                   "this mlnb ui needs its read token: open the address that 'mlnb ui' printed "
                                   "(it ends in ?token=…)")
@@ -189,7 +191,7 @@ def create_app(store, read_token: str | None = None, write_token: str | None = N
             return "this mlnb ui is read-only: start it with --write-token-file FILE to promote or roll back"
         auth = request.headers.get("authorization", "")
         given = form.get("token") or (auth[7:] if auth.lower().startswith("bearer ") else "")
-        if not given or not hmac.compare_digest(given, write_token):
+        if not given or not same_token(given, write_token):
             return "the write token is missing or wrong; nothing was changed"
         return None
 
@@ -220,4 +222,5 @@ def create_app(store, read_token: str | None = None, write_token: str | None = N
             return error_page(400, f"Cannot {action}", str(exc), links.model(name), f"model {name}")
         return RedirectResponse(links.model(name), status_code=303)
 
+    app.add_middleware(RequestGuard, max_bytes=max_request_bytes)  # outside the token check: no body is read
     return app
