@@ -257,11 +257,17 @@ def display_text(value: Any, width: int = 80, digits: int = 6, long_tables: bool
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing :func:`verify` found changed: ``where`` (a file or field) and what."""
+    """One thing :func:`verify` found changed: ``where`` (a file or field) and what.
+
+    ``run_id`` is what the problem is about — a run id, or for what the ledger finds a
+    model version, an alias or ``ledger`` — and ``kind`` the word ``verify`` prints first
+    (``changed`` for a run's files; see :mod:`mlnb.audit` for the others).
+    """
 
     run_id: str
     where: str
     what: str
+    kind: str = "changed"
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.where}: {self.what}"
