@@ -52,6 +52,13 @@ class _TeamHooks:
         store.fs.rm_file(store._key(run_id, rel))
         (store.path / "runs" / run_id / rel).unlink(missing_ok=True)
 
+    def delete_run(self, store, run_id):
+        store.fs.rm(store._key(run_id), recursive=True)
+        shutil.rmtree(store.path / "runs" / run_id, ignore_errors=True)
+
+    def remove_ledger_entry(self, store, seq):
+        store.fs.rm_file(f"{store.root}/ledger/{seq:012d}.json")
+
 
 class TestTeamStore(_TeamHooks, AbstractStoreTests):
     """The shared store behaviour on S3 and PostgreSQL."""
