@@ -77,6 +77,8 @@ def verify_store(
             in ``Report.repaired``.
     """
     report = Report()
+    if not store.read_only:
+        store.sync_index()  # what a listing does first: a local index follows its run directories
     mirror = _mirror(store)
     entries = _check_chain(report, store.ledger_files(), mirror, public_key)
     if since is not None:
