@@ -327,13 +327,15 @@ def current_head(store: "Store") -> Head:
     return Head(last, str(entry.get("hash", "")))
 
 
-def _insert(store: "Store", db: "Connection", at: Head, kind: str, subject: str, change: dict) -> dict:
+def _insert(store: "Store", db: "Connection", at: Head, kind: str, subject: str, change: dict,
+            write: bool = True) -> tuple[dict, bytes]:
     entry = make_entry(at, kind, subject, change, configured_signer())
     data = encode(entry)
     db.execute("INSERT INTO ledger (seq, hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
                (entry["seq"], entry["hash"], kind, subject, data.decode()))
-    db.before_commit(lambda: store.ledger_put(entry["seq"], data))
-    return entry
+    if write:
+        db.before_commit(lambda: store.ledger_put(entry["seq"], data))
+    return entry, data
 
 
 def _mirror(db: "Connection", entry: dict, data: bytes) -> None:
@@ -369,17 +371,21 @@ def _settled_head(store: "Store", db: "Connection") -> Head:
     return at
 
 
-def append(store: "Store", db: "Connection", kind: str, subject: str, change: dict) -> dict:
-    """Append the entry of one change, inside ``db``'s open transaction; return it.
+def append(store: "Store", db: "Connection", kind: str, subject: str, change: dict,
+           write: bool = True) -> tuple[int, bytes]:
+    """Append the entry of one change, inside ``db``'s open transaction; return its position
+    and its file's bytes.
 
     The ledger lock is taken here (and held until the transaction ends); the entry's file
-    is written just before the transaction commits.
+    is written just before the transaction commits — unless ``write`` is False: then the
+    caller writes it (:meth:`Store.ledger_put`, or with its own files) before it commits.
 
     Raises:
         SigningError: ``MLNB_SIGNING_KEY`` names no usable ed25519 key.
     """
     db.lock(LOCK)
-    return _insert(store, db, _settled_head(store, db), kind, subject, change)
+    entry, data = _insert(store, db, _settled_head(store, db), kind, subject, change, write)
+    return entry["seq"], data
 
 
 def existing_changes(store: "Store", db: "Connection") -> list[tuple[str, str, dict]]:
@@ -416,10 +422,10 @@ def start(store: "Store", db: "Connection") -> Head:
     counts: dict[str, int] = {}
     for kind, _, _ in changes:
         counts[kind] = counts.get(kind, 0) + 1
-    entry = _insert(store, db, EMPTY, "start", "ledger", {"adopted": counts})
+    entry, _ = _insert(store, db, EMPTY, "start", "ledger", {"adopted": counts})
     at = Head(entry["seq"], entry["hash"])
     for kind, subject, change in changes:
-        entry = _insert(store, db, at, kind, subject, change)
+        entry, _ = _insert(store, db, at, kind, subject, change)
         at = Head(entry["seq"], entry["hash"])
     return at
 

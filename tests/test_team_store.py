@@ -108,7 +108,9 @@ def test_a_writer_killed_before_the_index_row_leaves_an_invisible_run_that_gc_re
         write_runs(team_store, 1, run_id=run_id)
     monkeypatch.undo()
     assert team_store.list_runs() == [] and team_store.run_ids() == [] and team_store.verify() == []
-    assert team_store.fs.exists(team_store._key(run_id, records.RECORD_FILE))  # uploaded, never visible
+    assert team_store.fs.exists(team_store._key(run_id, records.NOTEBOOK_FILE))  # uploaded, never visible
+    assert not team_store.fs.exists(team_store._key(run_id, records.RECORD_FILE))  # the record goes with the entry
+    assert team_store.ledger_files() == {}
     assert team_store.gc(older_than_s=3600) == []  # too young to be a dead writer's
     assert team_store.gc(older_than_s=0) == [team_store.run_location(run_id)]
     assert not team_store.fs.exists(team_store._key(run_id))

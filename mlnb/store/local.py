@@ -233,9 +233,9 @@ class LocalStore(Store):
                 if target.exists():
                     raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: a run of that id "
                                      "is already there")
-                entry = ledger.append(self, db, *ledger.run_change(record))
+                seq, _ = ledger.append(self, db, *ledger.run_change(record))
                 index_insert(db, record)
-                db.before_commit(lambda: place(entry["seq"]))
+                db.before_commit(lambda: place(seq))
         except self.database.errors as exc:
             raise StoreError(f"cannot commit run {record['id']} to {str(self.path)!r}: its database: {exc}") from exc
         # moving a directory to a new parent needs it writable: seal it once in place
@@ -273,11 +273,19 @@ class LocalStore(Store):
 
     def ledger_put(self, seq: int, data: bytes) -> None:
         path = self._ledger_path(seq)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(data)
-        os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-        os.replace(tmp, path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError:  # what a writer that died left: replaced whole
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_bytes(data)
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(tmp, path)
+            return
+        except FileNotFoundError:
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
     def ledger_adopts(self, entry: dict) -> bool:
         """A run entry whose run was renamed into place before its writer died: taken over."""

@@ -7,8 +7,9 @@ Layout under the store URL (``s3://bucket/prefix``)::
 
 An object store has no rename, so a commit goes: every file uploaded under a staging
 prefix; the run id claimed in the database (a primary key, so two writers can never commit
-the same id); the files copied to the run's prefix (a server-side copy), ``record.json``
-last; then, in one transaction, the index row written and the claim marked committed.
+the same id); the files copied to the run's prefix (a server-side copy); then, in one transaction holding the
+ledger's lock, the ledger entry and the index row written, ``record.json`` and the entry's
+object uploaded, and the claim marked committed.
 Readers go through the index, so they see a run only once its record and its row are
 both there. A writer killed on the way leaves objects under ``.staging/`` (or, killed
 while copying, a claim never committed), which :meth:`TeamStore.gc` removes.
@@ -322,11 +323,15 @@ class TeamStore(Store):
             if body:
                 self._call(self.fs.copy, [f"{staging_prefix}/{rel}" for rel, _ in body],
                            [self._key(run_id, rel) for rel, _ in body])
-            self._call(self.fs.put_file, str(staged / records.RECORD_FILE), self._key(run_id, records.RECORD_FILE))
             with contextlib.closing(self.connect()) as db, db.transaction():
-                ledger.append(self, db, *ledger.run_change(record))
+                seq, entry = ledger.append(self, db, *ledger.run_change(record), write=False)
                 index_insert(db, record)
                 db.execute("UPDATE run_claims SET committed = ? WHERE id = ?", (_now(), run_id))
+                # the record and its ledger entry in one round of concurrent uploads, just before
+                # the commit that makes the run visible
+                db.before_commit(lambda: self._call(self.fs.pipe, {
+                    self._key(run_id, records.RECORD_FILE): (staged / records.RECORD_FILE).read_bytes(),
+                    self._ledger_key(seq): entry}))
         finally:
             with contextlib.suppress(StoreError, FileNotFoundError):
                 self._call(self.fs.rm, staging_prefix, recursive=True)
