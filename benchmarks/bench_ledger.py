@@ -21,7 +21,6 @@ started here and stopped at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess

@@ -110,7 +110,8 @@ def _ledger_line(report, key) -> str:
                 "'mlnb store init', starts it over the runs there")
     line = f"ledger: {report.head.count} entries, head {report.head}"
     if report.started:
-        adopted = ", ".join(f"{n} {kind}s" for kind, n in sorted(report.started.get("adopted", {}).items()))
+        nouns = {"run": "runs", "version": "versions", "tag": "tags", "alias": "alias moves"}
+        adopted = ", ".join(f"{nouns.get(kind, kind)}: {n}" for kind, n in sorted(report.started.get("adopted", {}).items()))
         line += f"; it started over what the store held then ({adopted}): entries prove nothing before that"
     if key is not None:
         line += f"; {report.signed} signatures checked against {key.fingerprint}"

@@ -302,7 +302,7 @@ def test_a_store_from_before_the_ledger_verifies_and_store_init_starts_one_over_
     assert cli("store", "init", "--store", str(store_path)).returncode == 0
     after = cli("store", "verify", "--store", str(store_path))
     assert after.returncode == 0, after.stdout
-    assert "ledger: 2 entries" in after.stdout and "it started over what the store held then (1 runs)" in after.stdout
+    assert "ledger: 2 entries" in after.stdout and "it started over what the store held then (runs: 1)" in after.stdout
 
 
 def test_reading_commands_import_no_cryptography(tmp_path):
