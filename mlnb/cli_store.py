@@ -18,12 +18,15 @@ Examples:
   MLNB_STORE=s3://ml-runs/weather MLNB_DATABASE=postgresql://mlnb@db/mlnb mlnb store init
   mlnb store copy runs/ s3://ml-runs/weather     every run (ids and digests kept) and the registry
   mlnb store gc --older-than 1d                  staging left by writers that died
+  mlnb store head                                the ledger's head (COUNT:HASH), to keep elsewhere
+  mlnb store verify --since 1234:9f86...         everything, and proof the store only grew since
+  mlnb store keygen keys/mlnb.pem                a key pair for MLNB_SIGNING_KEY / --public-key
 
 \b
 Exit codes:
   0    done
-  1    verify found a changed run
-  2    bad usage or input: an unreachable or uninitialised store, a bad age
+  1    verify found a problem (each is a line)
+  2    bad usage or input: an unreachable or uninitialised store, a bad age, a head or key that is not one
 """
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -149,6 +149,18 @@ def _raw_public(public_key) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def _read_key(path: Path, load, where: str, wanted: str):
+    """The key ``load`` reads from the file at ``path``, or SigningError naming ``where``."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        return load(path.read_bytes())
+    except OSError as exc:
+        raise SigningError(f"{where}: cannot read it: {exc.strerror}") from exc
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise SigningError(f"{where} is not {wanted}") from exc
+
+
 class Signer:
     """An ed25519 private key that signs entries (from ``MLNB_SIGNING_KEY``)."""
 
@@ -160,13 +172,9 @@ class Signer:
         except ImportError as exc:
             raise SigningError(f"{KEY_ENV} is set but signing needs the cryptography package: "
                                "pip install 'mlnb[signing]'") from exc
-        try:
-            key = serialization.load_pem_private_key(self.path.read_bytes(), password=None)
-        except OSError as exc:
-            raise SigningError(f"{KEY_ENV}={str(self.path)!r}: cannot read it: {exc.strerror}") from exc
-        except (ValueError, TypeError) as exc:
-            raise SigningError(f"{KEY_ENV}={str(self.path)!r} is not an unencrypted PEM private key; "
-                               "make one with 'mlnb store keygen'") from exc
+        key = _read_key(self.path, lambda data: serialization.load_pem_private_key(data, password=None),
+                        f"{KEY_ENV}={str(self.path)!r}", "an unencrypted PEM private key; make one with "
+                        "'mlnb store keygen'")
         if not isinstance(key, Ed25519PrivateKey):
             raise SigningError(f"{KEY_ENV}={str(self.path)!r} is a {type(key).__name__.removeprefix('_')}, "
                                "not an ed25519 key; make one with 'mlnb store keygen'")
@@ -206,13 +214,8 @@ class PublicKey:
             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         except ImportError as exc:
             raise SigningError("checking signatures needs the cryptography package: pip install 'mlnb[signing]'") from exc
-        try:
-            key = serialization.load_pem_public_key(self.path.read_bytes())
-        except OSError as exc:
-            raise SigningError(f"--public-key {str(self.path)!r}: cannot read it: {exc.strerror}") from exc
-        except (ValueError, TypeError) as exc:
-            raise SigningError(f"--public-key {str(self.path)!r} is not a PEM public key; give the .pub.pem "
-                               "file 'mlnb store keygen' wrote") from exc
+        key = _read_key(self.path, serialization.load_pem_public_key, f"--public-key {str(self.path)!r}",
+                        "a PEM public key; give the .pub.pem file 'mlnb store keygen' wrote")
         if not isinstance(key, Ed25519PublicKey):
             raise SigningError(f"--public-key {str(self.path)!r} is not an ed25519 public key")
         self._key = key
