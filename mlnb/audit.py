@@ -204,8 +204,9 @@ def _check_runs(report: Report, store: Store, ids: list[str], run_entries: dict[
     recs: dict[str, dict] = {}
     present = set(ids)
     for rid in ids:
-        for problem in store.verify(rid):
-            report.problems.append(problem)
+        entry = run_entries.get(rid)
+        sealed = entry["change"].get("record") if entry is not None else None
+        report.problems.extend(store.verify(rid, sealed=sealed if isinstance(sealed, str) else None))
         try:
             record = store.read_record(rid)
         except (RecordError, FileNotFoundError):
@@ -213,7 +214,6 @@ def _check_runs(report: Report, store: Store, ids: list[str], run_entries: dict[
         if not isinstance(record, dict):
             continue
         recs[rid] = record
-        entry = run_entries.get(rid)
         if entry is None:
             if has_ledger:
                 report.add(rid, "run", "not in the ledger: added behind the store's back", "unledgered")

@@ -359,8 +359,11 @@ class Store(abc.ABC):
         """The run with this id (or unique id prefix), its record checked."""
 
     @abc.abstractmethod
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
-        """Recompute every hash of one run or every run; return what changed."""
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
+        """Recompute every hash of one run or every run; return what changed.
+
+        ``sealed``: with ``run_id``, the record digest its ledger entry sealed (see
+        :func:`mlnb.records.verify_files`)."""
 
     def _index_ready(self) -> bool:
         """Whether listing can read the index (False: an empty store, nothing to list)."""

@@ -378,12 +378,12 @@ class LocalStore(Store):
             raise RunNotFound(run_id, str(self.path))
         return Run(self.path / run_id, records.read_record(self.path / run_id, validate=False), self)
 
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
         """Verify one run or every run; return what changed."""
         ids = [self.resolve_id(run_id)] if run_id else self.run_ids()
         problems = []
         for rid in ids:
-            problems.extend(records.verify(self.path / rid))
+            problems.extend(records.verify(self.path / rid, sealed if run_id else None))
         return problems
 
 

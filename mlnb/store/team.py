@@ -478,12 +478,12 @@ class TeamStore(Store):
                 self.run_file(run_id, rel)
         return Run(cached, record, self)
 
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
         """Recompute every hash from the object store (not the local cache)."""
         ids = [self.resolve_id(run_id)] if run_id else self.run_ids()
         problems = []
         for rid in ids:
-            problems.extend(records.verify_files(rid, _RemoteFiles(self.fs, self._key(rid))))
+            problems.extend(records.verify_files(rid, _RemoteFiles(self.fs, self._key(rid)), sealed if run_id else None))
         return problems
 
     # -- maintenance -----------------------------------------------------------------------
