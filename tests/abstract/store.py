@@ -311,3 +311,12 @@ class AbstractStoreTests:
         assert sorted(p.where for p in wrong) == ["entry 1", "entry 2", "entry 3"]
         assert next(p for p in wrong if p.where == "entry 2").what.startswith(f"signed by key {fp}, not by the given key ")
         assert audit.verify_store(store).problems == []  # without --public-key signatures are not asked for
+
+    def test_a_run_its_ledger_vouches_for_still_has_every_file_hashed(self, store):
+        a, b = write_runs(store, 2)
+        self.overwrite(store, a, "artifacts/model.bin", b"changed")
+        self.overwrite(store, b, "artifacts/extra.txt", b"added later")
+        assert problems(store) == {
+            ("changed", a, "content changed (sha256 differs from the record)"),
+            ("changed", b, "file is not in the record (added after the run)"),
+        }
