@@ -266,10 +266,17 @@ class AbstractStoreTests:
         assert ("ledger", "entry 1", f"(run {ids[0]}) changed after it was written (its hash does not match its "
                                      "content)") in found
 
-    def test_a_parent_that_is_no_run_is_named(self, store):
-        ghost = "20260101T000000Z-pipeline-abcdef"
+    def test_a_parent_or_a_child_that_is_no_run_is_named(self, store):
+        ghost, lost = "20260101T000000Z-pipeline-abcdef", "20260101T000001Z-train-abcdef"
         (run_id,) = write_runs(store, 1, parent=ghost)
-        assert problems(store) == {("link", run_id, f"points at run {ghost}, which is not in the store")}
+        (child,) = write_runs(store, 1)
+        pipeline = _Writer(store).write("pipeline", T0, {"decision": {"children": {"train": lost, "drift": child}}}, {})
+        found = {(p.kind, p.run_id, p.where, p.what) for p in audit.verify_store(store).problems}
+        assert found == {
+            ("link", run_id, "record.json:parent", f"points at run {ghost}, which is not in the store"),
+            ("link", pipeline, "record.json:parameters.decision.children.train",
+             f"points at run {lost}, which is not in the store"),
+        }
 
     def test_an_old_head_verifies_after_more_commits_and_a_forged_one_does_not(self, store):
         write_runs(store, 2)
