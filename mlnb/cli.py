@@ -30,6 +30,7 @@ from mlnb.cli_common import console as _console
 from mlnb.cli_common import echo_json as _echo_json
 from mlnb.cli_common import open_store as _store
 from mlnb.cli_common import print_run_outcome as _print_run_outcome
+from mlnb.cli_store import run_verify, verify_options
 from mlnb.exceptions import EXIT_FAILED, EXIT_INTERRUPTED
 from mlnb.project import DEMO_BATCHES
 
@@ -220,18 +221,13 @@ def runs_diff(run_a, run_b, store_path, as_json):
 
 @runs.command("verify")
 @click.argument("run_id", required=False)
+@verify_options
 @store_option
-def runs_verify(run_id, store_path):
-    """Recompute every hash and digest of one run (or all); exit 1 if anything changed."""
-    store = _store(store_path)
-    ids = [store.resolve_id(run_id)] if run_id else store.run_ids()
-    problems = store.verify(run_id)
-    for p in problems:
-        click.echo(printable(f"CHANGED {p}"))
-    bad = len({p.run_id for p in problems})
-    click.echo(f"{len(ids)} runs checked, {len(ids) - bad} intact, {bad} changed")
-    if problems:
-        sys.exit(EXIT_FAILED)
+def runs_verify(run_id, since, public_key, repair, store_path):
+    """Recompute every hash and digest of one run (or all) and check the runs against the
+    ledger (deleted, replaced or unrecorded runs, the chain), the index and links between
+    runs; exit 1 if anything does not hold. 'mlnb store verify' checks the registry too."""
+    run_verify(_store(store_path), run_id, False, since, public_key, repair)
 
 
 @runs.command("reproduce")

@@ -68,6 +68,7 @@ class Connection:
         self.database = database
         self.dialect = database.dialect
         self.raw = raw
+        self._before_commit: list = []
 
     def __enter__(self) -> "Connection":
         return self
@@ -105,15 +106,33 @@ class Connection:
         write under it, so concurrent writers neither repeat a number nor lose a move.
         """
         self.raw.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" and lock else "BEGIN")
+        self._before_commit = []
         try:
-            if lock and self.dialect == "postgresql":
-                self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+            if lock:
+                self.lock(lock)
             yield self
+            for step in self._before_commit:
+                step()
         except BaseException:
+            self._before_commit = []
             with contextlib.suppress(*self.database.errors):
                 self.raw.execute("ROLLBACK")
             raise
+        self._before_commit = []
         self.raw.execute("COMMIT")
+
+    def lock(self, name: str) -> None:
+        """Inside a transaction: wait for every other writer that names ``name`` to finish.
+        PostgreSQL takes an advisory lock held until the transaction ends; SQLite's write
+        transaction (``BEGIN IMMEDIATE``) already excludes every other writer."""
+        if self.dialect == "postgresql":
+            self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+    def before_commit(self, step) -> None:
+        """Run ``step()`` at the end of the current transaction, just before it commits (not
+        if it rolls back); if ``step`` raises, the transaction rolls back. For what must be
+        done inside the transaction but after its statements: a file that the rows describe."""
+        self._before_commit.append(step)
 
     def json(self, value: Any) -> Any:
         """A Python value as the parameter of a JSON column."""

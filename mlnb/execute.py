@@ -372,6 +372,9 @@ def run_template(
     if run_id is not None and not RUN_ID.match(run_id):
         raise ValueError(f"run_id {run_id!r} is not an id made by mlnb.store.new_run_id")
     run_id = run_id or new_run_id(tpl.name)
+    from mlnb import ledger
+
+    ledger.configured_signer()  # a signing key that cannot sign: said now, not after the kernel ran
 
     import papermill as pm
 

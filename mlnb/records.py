@@ -257,11 +257,17 @@ def display_text(value: Any, width: int = 80, digits: int = 6, long_tables: bool
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing :func:`verify` found changed: ``where`` (a file or field) and what."""
+    """One thing :func:`verify` found changed: ``where`` (a file or field) and what.
+
+    ``run_id`` is what the problem is about — a run id, or for what the ledger finds a
+    model version, an alias or ``ledger`` — and ``kind`` the word ``verify`` prints first
+    (``changed`` for a run's files; see :mod:`mlnb.audit` for the others).
+    """
 
     run_id: str
     where: str
     what: str
+    kind: str = "changed"
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.where}: {self.what}"
@@ -295,17 +301,30 @@ class RunFiles:
 
     def present(self) -> set[str]:
         """Every file of the run but ``record.json``, as paths relative to the run."""
-        return {p.relative_to(self.run_dir).as_posix() for p in self.run_dir.rglob("*")
-                if p.is_file() and p.name != RECORD_FILE}
+        out = set()  # os.walk, not Path.rglob: a third of verify's time over 10,000 runs went there
+        for dirpath, _, names in os.walk(self.run_dir, followlinks=True):
+            rel_dir = Path(dirpath).relative_to(self.run_dir).as_posix()
+            for name in names:
+                if name != RECORD_FILE and os.path.isfile(os.path.join(dirpath, name)):
+                    out.add(name if rel_dir == "." else f"{rel_dir}/{name}")
+        return out
 
 
-def verify(run_dir: str | os.PathLike) -> list[Problem]:
-    """Recompute every hash of a run directory and its digest; return what changed (empty: intact)."""
-    return verify_files(Path(run_dir).name, RunFiles(run_dir))
+def verify(run_dir: str | os.PathLike, sealed: str | None = None) -> list[Problem]:
+    """Recompute every hash of a run directory and its digest; return what changed (empty: intact).
+
+    ``sealed``: see :func:`verify_files`."""
+    return verify_files(Path(run_dir).name, RunFiles(run_dir), sealed)
 
 
-def verify_files(run_id: str, files: RunFiles) -> list[Problem]:
-    """Recompute every hash of a run's files and its record's digest; return what changed."""
+def verify_files(run_id: str, files: RunFiles, sealed: str | None = None) -> list[Problem]:
+    """Recompute every hash of a run's files and its record's digest; return what changed.
+
+    ``sealed`` is the digest the run's ledger entry sealed. A record whose content still
+    hashes to it is the very record that was committed — checked against the schema and
+    its field hashes made when it was written — so only its files are hashed again (what
+    keeps ``verify`` of 10,000 runs fast); any other record is checked whole.
+    """
     try:
         record = json.loads(files.record_bytes())
     except FileNotFoundError:
@@ -313,10 +332,13 @@ def verify_files(run_id: str, files: RunFiles) -> list[Problem]:
     except ValueError as exc:
         return [Problem(run_id, RECORD_FILE, f"not JSON ({exc})")]
     problems: list[Problem] = []
-    try:
-        check_schema(record, where=RECORD_FILE)
-    except RecordError as exc:
-        problems.append(Problem(run_id, RECORD_FILE, str(exc).split(": ", 1)[-1]))
+    as_committed = (sealed is not None and isinstance(record, dict) and record.get("digest") == sealed
+                    and compute_digest(record) == sealed)
+    if not as_committed:
+        try:
+            check_schema(record, where=RECORD_FILE)
+        except RecordError as exc:
+            problems.append(Problem(run_id, RECORD_FILE, str(exc).split(": ", 1)[-1]))
     listed: dict[str, dict] = dict(record.get("files") or {})
     for art in record.get("artifacts") or []:
         listed[f"{ARTIFACTS_DIR}/{art.get('path')}"] = art
@@ -332,6 +354,8 @@ def verify_files(run_id: str, files: RunFiles) -> list[Problem]:
             problems.append(Problem(run_id, rel, problem))
     for rel in sorted(files.present() - set(listed)):
         problems.append(Problem(run_id, rel, "file is not in the record (added after the run)"))
+    if as_committed:
+        return problems
     recorded = record.get("field_sha256") or {}
     for key, digest in sorted(_field_hashes(record).items()):
         if key not in recorded:

@@ -236,3 +236,96 @@ def test_json_lists_print_one_item_a_line_and_parse_back(capsys):
     assert capsys.readouterr().out.splitlines()[:2] == ["{", '  "id": "run-1",']
     echo_json([])
     assert capsys.readouterr().out == "[]\n"
+
+
+# -- the ledger from the command line ---------------------------------------------------------
+
+
+@pytest.fixture
+def ledger_store(tmp_path):
+    from .abstract.store import write_runs
+
+    store = Store(tmp_path / "store")
+    return store, write_runs(store, 2)
+
+
+def test_store_head_is_kept_and_verify_since_proves_the_store_only_grew(cli, ledger_store):
+    from .abstract.store import write_runs
+
+    store, _ = ledger_store
+    head = cli("store", "head", "--store", str(store.path))
+    assert head.returncode == 0 and head.stdout.startswith("2:") and len(head.stdout.strip()) == 2 + 64
+    write_runs(store, 1)
+    grown = cli("runs", "verify", "--since", head.stdout.strip(), "--store", str(store.path))
+    assert grown.returncode == 0, grown.stdout
+    assert "3 runs checked, 3 intact, 0 changed" in grown.stdout and "ledger: 3 entries, head 3:" in grown.stdout
+    forged = cli("store", "verify", "--since", "2:" + "0" * 64, "--store", str(store.path))
+    assert forged.returncode == 1 and forged.stderr == ""
+    assert "LEDGER ledger: entry 2: is not the given head's (000000000000…" in forged.stdout
+    _one_line_error(cli("store", "verify", "--since", "two", "--store", str(store.path)), 2,
+                    "head 'two' is not COUNT:HASH")
+
+
+def test_a_deleted_run_and_an_edited_index_row_are_lines_and_exit_1_and_repair_fixes_the_index(cli, ledger_store):
+    import sqlite3
+
+    store, ids = ledger_store
+    for path in (store.path / ids[0], *(store.path / ids[0]).rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(store.path / ids[0])
+    with sqlite3.connect(store.path / "mlnb.sqlite") as db:
+        db.execute("UPDATE runs SET status = 'failed' WHERE id = ?", (ids[1],))
+    found = cli("runs", "verify", "--store", str(store.path))
+    assert found.returncode == 1 and found.stderr == ""
+    assert f"DELETED {ids[0]}: run: deleted: ledger entry 1 records it, the store has no such run" in found.stdout
+    assert f"INDEX {ids[1]}: index:status: is 'failed', the record says 'succeeded'" in found.stdout
+    repaired = cli("runs", "verify", "--repair", "--store", str(store.path))
+    assert f"REPAIRED {ids[1]}: index:status" in repaired.stdout and repaired.returncode == 1  # the deletion stays
+    again = cli("runs", "verify", "--store", str(store.path))
+    assert "INDEX" not in again.stdout and "DELETED" in again.stdout
+
+
+def test_signatures_from_the_command_line(cli, tmp_path, monkeypatch):
+    from .abstract.store import write_runs
+
+    made = cli("store", "keygen", str(tmp_path / "key.pem"))
+    assert made.returncode == 0 and "fingerprint ed25519:" in made.stdout
+    assert (tmp_path / "key.pem").stat().st_mode & 0o077 == 0 and (tmp_path / "key.pub.pem").is_file()
+    _one_line_error(cli("store", "keygen", str(tmp_path / "key.pem")), 2, "exists; give another path")
+    monkeypatch.setenv("MLNB_SIGNING_KEY", str(tmp_path / "key.pem"))
+    store = Store(tmp_path / "store")
+    write_runs(store, 2)
+    good = cli("store", "verify", "--public-key", str(tmp_path / "key.pub.pem"), "--store", str(store.path))
+    assert good.returncode == 0 and "2 signatures checked against ed25519:" in good.stdout
+    cli("store", "keygen", str(tmp_path / "other.pem"))
+    wrong = cli("store", "verify", "--public-key", str(tmp_path / "other.pub.pem"), "--store", str(store.path))
+    assert wrong.returncode == 1 and wrong.stdout.count("SIGNATURE ledger: entry") == 2
+    (tmp_path / "notakey.txt").write_text("hello\n")
+    _one_line_error(cli("runs", "verify", "--public-key", str(tmp_path / "notakey.txt"), "--store", str(store.path)),
+                    2, "is not a PEM public key")
+    _one_line_error(cli("runs", "verify", "--public-key", str(tmp_path / "key.pem"), "--store", str(store.path)),
+                    2, "is not a PEM public key")  # the private key is not the one to give
+    bad_key = cli("run", NB, "--store", str(store.path), env={"MLNB_SIGNING_KEY": str(tmp_path / "notakey.txt")})
+    _one_line_error(bad_key, 2, "is not an unencrypted PEM private key")
+    assert len(store.run_ids()) == 2
+
+
+def test_a_store_from_before_the_ledger_verifies_and_store_init_starts_one_over_its_runs(cli, echo_run, tmp_path):
+    store_path = tmp_path / "old"
+    shutil.copytree(echo_run.path, store_path / echo_run.id)  # a store that never had a ledger
+    before = cli("runs", "verify", "--store", str(store_path))
+    assert before.returncode == 0 and "ledger: none yet" in before.stdout
+    assert cli("store", "init", "--store", str(store_path)).returncode == 0
+    after = cli("store", "verify", "--store", str(store_path))
+    assert after.returncode == 0, after.stdout
+    assert "ledger: 2 entries" in after.stdout and "it started over what the store held then (runs: 1)" in after.stdout
+
+
+def test_reading_commands_import_no_cryptography(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mlnb.cli import main\nsys.argv = ['mlnb', 'runs', 'list', '--store', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('cryptography' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip().endswith("False"), done.stderr

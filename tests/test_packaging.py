@@ -17,7 +17,8 @@ def _norm(name: str) -> str:
 
 def _pip_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    # every extra: a conda user gets what `pip install mlnb[ui,team,signing,...]` would give
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     out = {}
     for req in reqs:
         m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]+\])?(.*)$", req)
@@ -40,7 +41,7 @@ def _conda_requirements() -> dict[str, str]:
     return out
 
 
-def test_environment_yml_lists_the_same_dependencies_and_bounds_as_pyproject():
+def test_environment_yml_lists_the_same_dependencies_extras_and_bounds_as_pyproject():
     assert _conda_requirements() == _pip_requirements()
 
 

@@ -276,3 +276,8 @@ class TestLocalRegistry(AbstractRegistryTests):
         path = store.path / run_id / rel
         _make_writable(path)
         path.unlink()
+
+    def delete_run(self, store, run_id):
+        for path in (store.path / run_id, *(store.path / run_id).rglob("*")):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(store.path / run_id)

@@ -252,6 +252,16 @@ class TestLocalStore(AbstractStoreTests):
         self._writable(path)
         path.unlink()
 
+    def delete_run(self, store, run_id):
+        import shutil
+
+        for path in (store.path / run_id, *(store.path / run_id).rglob("*")):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(store.path / run_id)
+
+    def remove_ledger_entry(self, store, seq):
+        (store.path / "ledger" / f"{seq:012d}.json").unlink()
+
 
 def test_a_store_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
     import mlnb.fstype

@@ -52,6 +52,13 @@ class _TeamHooks:
         store.fs.rm_file(store._key(run_id, rel))
         (store.path / "runs" / run_id / rel).unlink(missing_ok=True)
 
+    def delete_run(self, store, run_id):
+        store.fs.rm(store._key(run_id), recursive=True)
+        shutil.rmtree(store.path / "runs" / run_id, ignore_errors=True)
+
+    def remove_ledger_entry(self, store, seq):
+        store.fs.rm_file(f"{store.root}/ledger/{seq:012d}.json")
+
 
 class TestTeamStore(_TeamHooks, AbstractStoreTests):
     """The shared store behaviour on S3 and PostgreSQL."""
@@ -101,7 +108,9 @@ def test_a_writer_killed_before_the_index_row_leaves_an_invisible_run_that_gc_re
         write_runs(team_store, 1, run_id=run_id)
     monkeypatch.undo()
     assert team_store.list_runs() == [] and team_store.run_ids() == [] and team_store.verify() == []
-    assert team_store.fs.exists(team_store._key(run_id, records.RECORD_FILE))  # uploaded, never visible
+    assert team_store.fs.exists(team_store._key(run_id, records.NOTEBOOK_FILE))  # uploaded, never visible
+    assert not team_store.fs.exists(team_store._key(run_id, records.RECORD_FILE))  # the record goes with the entry
+    assert team_store.ledger_files() == {}
     assert team_store.gc(older_than_s=3600) == []  # too young to be a dead writer's
     assert team_store.gc(older_than_s=0) == [team_store.run_location(run_id)]
     assert not team_store.fs.exists(team_store._key(run_id))

@@ -21,7 +21,7 @@ import posixpath
 from pathlib import Path
 from typing import Iterator
 
-from mlnb import records
+from mlnb import ledger, records
 from mlnb.database import Connection
 from mlnb.exceptions import ArtifactTampered, ModelNotFound, RecordError, RegistryError
 from mlnb.registry.entries import (
@@ -173,10 +173,9 @@ class Registry:
             version = db.execute(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?", (name,)
             ).fetchone()[0]
-            db.execute(
-                f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({', '.join('?' * 17)})",
-                (name, version, *values.values()),
-            )
+            row = (name, version, *values.values())
+            db.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({', '.join('?' * 17)})", row)
+            ledger.append(self.store, db, "version", f"{name}/{version}", ledger.row_change(_VERSION_COLUMNS, row))
             self._insert_tags(db, name, version, tags, values["created"], values["created_by"])
         return self.get(f"{name}/{version}")
 
@@ -188,12 +187,11 @@ class Registry:
                 raise RegistryError(f"tag {key!r}={value!r} is not allowed; tags are non-empty text keys with text values")
         return tags
 
-    @staticmethod
-    def _insert_tags(db, name: str, version: int, tags: dict, at: str, caused_by: str) -> None:
-        db.executemany(
-            "INSERT INTO model_tags (name, version, key, value, at, caused_by) VALUES (?, ?, ?, ?, ?, ?)",
-            [(name, version, key, value, at, caused_by) for key, value in tags.items()],
-        )
+    def _insert_tags(self, db, name: str, version: int, tags: dict, at: str, caused_by: str) -> None:
+        rows = [(name, version, key, value, at, caused_by) for key, value in tags.items()]
+        db.executemany(f"INSERT INTO model_tags ({ledger.TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        for row in rows:
+            ledger.append(self.store, db, "tag", f"{name}/{version}", ledger.row_change(ledger.TAG_COLUMNS, row))
 
     def add_tags(self, uri: str, tags: dict[str, str], caused_by: str | None = None) -> ModelVersion:
         """Add tags to a version (a key set again takes the new value; old values stay in the table)."""
@@ -449,8 +447,7 @@ class Registry:
             undone, target = stack[-1]
             return self._move(db, name, alias, "rollback", current, target, undone, reason, caused_by)
 
-    @staticmethod
-    def _move(db, name, alias, action, from_version, to_version, undoes, reason, caused_by) -> AliasEvent:
+    def _move(self, db, name, alias, action, from_version, to_version, undoes, reason, caused_by) -> AliasEvent:
         at = _now()
         caused_by = caused_by or default_actor()
         seq = db.execute(
@@ -464,7 +461,9 @@ class Registry:
             "updated = excluded.updated",
             (name, alias, to_version, seq, at),
         )
-        return AliasEvent(seq, name, alias, action, from_version, to_version, undoes, reason, caused_by, at)
+        event = AliasEvent(seq, name, alias, action, from_version, to_version, undoes, reason, caused_by, at)
+        ledger.append(self.store, db, "alias", f"{name}@{alias}", event.to_dict())
+        return event
 
     # -- loading ----------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ that does not know the models yet, in one transaction: all of it or nothing.
 
 from __future__ import annotations
 
+from mlnb import ledger
 from mlnb.exceptions import RegistryError
 from mlnb.registry.entries import _EVENT_COLUMNS, _VERSION_COLUMNS
 
-_TAG_COLUMNS = "name, version, key, value, at, caused_by"
+_TAG_COLUMNS = ledger.TAG_COLUMNS
 _ALIAS_COLUMNS = "name, alias, version, event, updated"
 
 
@@ -42,6 +43,13 @@ def copy_registry(source, target) -> int:
         db.executemany(f"INSERT INTO model_tags ({_TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", tags)
         db.executemany(f"INSERT INTO alias_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})", events)
         db.executemany(f"INSERT INTO model_aliases ({_ALIAS_COLUMNS}) VALUES (?, ?, ?, ?, ?)", aliases)
+        for kind, columns, rows, subject in (
+                ("version", _VERSION_COLUMNS, versions, "{name}/{version}"),
+                ("tag", _TAG_COLUMNS, tags, "{name}/{version}"),
+                ("alias", _EVENT_COLUMNS, events, "{name}@{alias}")):
+            for row in rows:
+                change = ledger.row_change(columns, row)
+                ledger.append(target.store, db, kind, subject.format(**change), change)
         if db.dialect == "postgresql" and events:
             # explicit sequence numbers do not move the serial: the next move must come after them
             db.execute("SELECT setval(pg_get_serial_sequence('alias_events', 'seq'), (SELECT MAX(seq) FROM alias_events))")

@@ -55,20 +55,30 @@ CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent);
 """
 _INDEX_COLUMNS = ("id", "template", "status", "started", "finished", "duration_s", "parent", "parameters", "scraps",
                   "tags", "digest")
+_JSON_COLUMNS = ("parameters", "scraps", "tags")
 
 
 def index_sql(database: Database) -> str:
-    """The DDL of the runs index in ``database`` (idempotent)."""
-    return database.ddl(_INDEX_TABLES)
+    """The DDL of the runs index and the ledger's mirror in ``database`` (idempotent)."""
+    from mlnb import ledger
+
+    return database.ddl(_INDEX_TABLES) + ledger.table_sql(database)
+
+
+def index_values(record: dict) -> dict[str, Any]:
+    """A record's row in the runs index, ``{column: value}`` (JSON columns as Python values)."""
+    return {
+        "id": record["id"], "template": record["template"]["name"], "status": record["status"],
+        "started": record["started"], "finished": record.get("finished"), "duration_s": record.get("duration_s"),
+        "parent": record.get("parent"), "parameters": record.get("parameters") or {},
+        "scraps": record.get("scraps") or {}, "tags": record.get("tags") or {}, "digest": record["digest"],
+    }
 
 
 def index_insert(db: Connection, record: dict) -> None:
     """Add (or replace) a record's row in the runs index."""
-    values = (
-        record["id"], record["template"]["name"], record["status"], record["started"], record.get("finished"),
-        record.get("duration_s"), record.get("parent"), db.json(record.get("parameters") or {}),
-        db.json(record.get("scraps") or {}), db.json(record.get("tags") or {}), record["digest"],
-    )
+    row = index_values(record)
+    values = tuple(db.json(row[c]) if c in _JSON_COLUMNS else row[c] for c in _INDEX_COLUMNS)
     updates = ", ".join(f"{c} = excluded.{c}" for c in _INDEX_COLUMNS[1:])
     db.execute(
         f"INSERT INTO runs ({', '.join(_INDEX_COLUMNS)}) VALUES ({', '.join('?' * len(_INDEX_COLUMNS))}) "
@@ -290,11 +300,47 @@ class Store(abc.ABC):
             StoreError: the run could not be committed (nothing of it is visible then).
         """
 
+    # -- the ledger's files (see mlnb.ledger) -----------------------------------------------
+
+    #: whether a ledger file a dead writer left beyond the head may be taken over (see
+    #: :meth:`ledger_adopts`); False: the mirror's transaction is the commit, such a file is
+    #: never a change that happened
+    ledger_takes_over = False
+
+    @abc.abstractmethod
+    def ledger_files(self) -> dict[int, bytes]:
+        """Every ledger entry file in the store, by the position its name gives."""
+
+    @abc.abstractmethod
+    def ledger_get(self, seq: int) -> bytes | None:
+        """Entry ``seq``'s file, or None when the store has none."""
+
+    @abc.abstractmethod
+    def ledger_put(self, seq: int, data: bytes) -> None:
+        """Write entry ``seq``'s file (over one a writer that died left)."""
+
+    def ledger_adopts(self, entry: dict) -> bool:
+        """Whether the change of an entry that a dead writer left beyond the head is there."""
+        return False
+
     # -- reading ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read_record(self, run_id: str) -> dict:
+        """A committed run's record (full id) read from where its files are, schema unchecked.
+
+        Raises:
+            RecordError: it is missing or not JSON.
+        """
 
     @abc.abstractmethod
     def run_ids(self) -> list[str]:
         """Ids of every committed run, from the run files (not the index), sorted."""
+
+    def stored_run_ids(self) -> list[str]:
+        """Ids of every run whose files are in the store, committed or not, sorted (what
+        ``verify`` holds the ledger against)."""
+        return self.run_ids()
 
     @abc.abstractmethod
     def sync_index(self, force: bool = False) -> int:
@@ -313,8 +359,11 @@ class Store(abc.ABC):
         """The run with this id (or unique id prefix), its record checked."""
 
     @abc.abstractmethod
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
-        """Recompute every hash of one run or every run; return what changed."""
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
+        """Recompute every hash of one run or every run; return what changed.
+
+        ``sealed``: with ``run_id``, the record digest its ledger entry sealed (see
+        :func:`mlnb.records.verify_files`)."""
 
     def _index_ready(self) -> bool:
         """Whether listing can read the index (False: an empty store, nothing to list)."""
@@ -396,12 +445,15 @@ class Store(abc.ABC):
     # -- maintenance -----------------------------------------------------------------------
 
     def init(self) -> None:
-        """Create the store's tables (index and registry) where they are missing."""
+        """Create the store's tables (index and registry) where they are missing, and start
+        its ledger over the runs and models already there (if it has none)."""
+        from mlnb import ledger
         from mlnb.registry.schema import schema_sql
 
         self.ensure_writable()
         with contextlib.closing(self.connect()) as db:
             db.script(schema_sql(db.database))
+        ledger.ensure_started(self)
 
     def gc(self, older_than_s: float) -> list[str]:
         """Remove what writers that died left behind, older than ``older_than_s``; return it."""

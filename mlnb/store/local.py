@@ -210,21 +210,92 @@ class LocalStore(Store):
             raise
 
     def commit(self, staged: Path, record: dict) -> Run:
-        """Write ``record.json`` into ``staged``, make it read-only, move it into the store."""
+        """Write ``record.json`` into ``staged``, make it read-only, move it into the store.
+
+        In one write transaction: the ledger entry (its file written first), the index row,
+        and the rename that makes the run visible — so a run is there iff its entry is.
+        """
+        from mlnb import ledger
+
         records.write_record(staged, record)
         _make_read_only(staged)
         target = self.path / record["id"]
+
+        def place(seq: int) -> None:
+            try:
+                os.rename(staged, target)
+            except OSError as exc:
+                self._ledger_path(seq).unlink(missing_ok=True)  # under the lock: the entry is this writer's
+                raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: {exc}") from exc
+
         try:
-            os.rename(staged, target)
-        except OSError as exc:
-            raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: {exc}") from exc
+            with contextlib.closing(self.connect()) as db, db.transaction(lock=ledger.LOCK):
+                if target.exists():
+                    raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: a run of that id "
+                                     "is already there")
+                seq, _ = ledger.append(self, db, *ledger.run_change(record))
+                index_insert(db, record)
+                db.before_commit(lambda: place(seq))
+        except self.database.errors as exc:
+            raise StoreError(f"cannot commit run {record['id']} to {str(self.path)!r}: its database: {exc}") from exc
         # moving a directory to a new parent needs it writable: seal it once in place
         os.chmod(target, 0o555)
-        run = Run(target, record, self)
-        with contextlib.suppress(StoreError, *self.database.errors):  # the record counts; the index follows
-            with contextlib.closing(self.connect()) as db:
-                index_insert(db, record)
-        return run
+        return Run(target, record, self)
+
+    # -- the ledger's files ----------------------------------------------------------------
+
+    ledger_takes_over = True
+
+    def _ledger_path(self, seq: int) -> Path:
+        from mlnb import ledger
+
+        return self.path / ledger.DIR / ledger.file_name(seq)
+
+    def ledger_files(self) -> dict[int, bytes]:
+        from mlnb import ledger
+
+        folder = self.path / ledger.DIR
+        if not folder.is_dir():
+            return {}
+        out = {}
+        for entry in os.scandir(folder):
+            seq = ledger.seq_of(entry.name)
+            if seq is not None:
+                with open(entry.path, "rb") as f:
+                    out[seq] = f.read()
+        return out
+
+    def ledger_get(self, seq: int) -> bytes | None:
+        try:
+            return self._ledger_path(seq).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def ledger_put(self, seq: int, data: bytes) -> None:
+        path = self._ledger_path(seq)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError:  # what a writer that died left: replaced whole
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_bytes(data)
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.replace(tmp, path)
+            return
+        except FileNotFoundError:
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def ledger_adopts(self, entry: dict) -> bool:
+        """A run entry whose run was renamed into place before its writer died: taken over."""
+        if entry.get("kind") != "run":
+            return False
+        change = entry.get("change") or {}
+        try:
+            return self.read_record(str(change.get("id")))["digest"] == change.get("record")
+        except (RecordError, KeyError, TypeError):
+            return False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -267,6 +338,10 @@ class LocalStore(Store):
                         except (RecordError, KeyError, TypeError):
                             continue  # unreadable records are reported by verify, not listed
                 changed = len(missing) + len(gone)
+        if force:
+            from mlnb import ledger
+
+            ledger.ensure_started(self)  # an index made anew: its mirror refilled from the ledger's files
         self._synced = True
         return changed
 
@@ -288,6 +363,11 @@ class LocalStore(Store):
             raise RunNotFound(run_id, f"{self.path} (prefix matches {len(matches)} runs; give more)")
         raise RunNotFound(run_id, str(self.path))
 
+    def read_record(self, run_id: str) -> dict:
+        if not RUN_ID.match(run_id):
+            raise RecordError(f"{run_id!r} is not a run id")
+        return records.read_record(self.path / run_id, validate=False)
+
     def get(self, run_id: str) -> Run:
         """The run with this id (or unique id prefix), its record checked."""
         full = self.resolve_id(run_id)
@@ -298,12 +378,12 @@ class LocalStore(Store):
             raise RunNotFound(run_id, str(self.path))
         return Run(self.path / run_id, records.read_record(self.path / run_id, validate=False), self)
 
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
         """Verify one run or every run; return what changed."""
         ids = [self.resolve_id(run_id)] if run_id else self.run_ids()
         problems = []
         for rid in ids:
-            problems.extend(records.verify(self.path / rid))
+            problems.extend(records.verify(self.path / rid, sealed if run_id else None))
         return problems
 
 

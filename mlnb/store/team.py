@@ -7,8 +7,9 @@ Layout under the store URL (``s3://bucket/prefix``)::
 
 An object store has no rename, so a commit goes: every file uploaded under a staging
 prefix; the run id claimed in the database (a primary key, so two writers can never commit
-the same id); the files copied to the run's prefix (a server-side copy), ``record.json``
-last; then, in one transaction, the index row written and the claim marked committed.
+the same id); the files copied to the run's prefix (a server-side copy); then, in one transaction holding the
+ledger's lock, the ledger entry and the index row written, ``record.json`` and the entry's
+object uploaded, and the claim marked committed.
 Readers go through the index, so they see a run only once its record and its row are
 both there. A writer killed on the way leaves objects under ``.staging/`` (or, killed
 while copying, a claim never committed), which :meth:`TeamStore.gc` removes.
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from mlnb import records
+from mlnb import ledger, records
 from mlnb.database import Connection, open_database, redact
 from mlnb.exceptions import RecordError, RunNotFound, StoreError
 from mlnb.store.base import RUN_ID, STAGING, Run, Store, index_insert, index_sql
@@ -243,6 +244,11 @@ class TeamStore(Store):
                 db.close()
                 raise StoreError(f"database {self.database.name} has no mlnb tables; run 'mlnb store init' "
                                  f"(MLNB_STORE={self.location})")
+            if not db.has_table("ledger"):
+                db.close()
+                raise StoreError(f"database {self.database.name} has no ledger table yet (made before mlnb kept "
+                                 f"one); run 'mlnb store init' (MLNB_STORE={self.location}) to add it and start "
+                                 "the ledger over the runs there")
             if schema[0] != INDEX_SCHEMA:
                 db.close()
                 raise StoreError(f"database {self.database.name} has index schema {schema[0]!r}, newer than "
@@ -251,7 +257,8 @@ class TeamStore(Store):
         return db
 
     def init(self) -> None:
-        """Create the index, claim and registry tables (idempotent); check the bucket is there."""
+        """Create the index, claim, ledger and registry tables (idempotent); check the bucket is there;
+        start the ledger over the runs already there if it has none."""
         from mlnb.registry.schema import schema_sql
 
         self.ensure_writable()
@@ -261,6 +268,7 @@ class TeamStore(Store):
                 db.execute("INSERT INTO registry_meta VALUES ('index', ?) ON CONFLICT (key) DO NOTHING",
                            (INDEX_SCHEMA,))
         self._checked = False
+        ledger.ensure_started(self)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -315,10 +323,15 @@ class TeamStore(Store):
             if body:
                 self._call(self.fs.copy, [f"{staging_prefix}/{rel}" for rel, _ in body],
                            [self._key(run_id, rel) for rel, _ in body])
-            self._call(self.fs.put_file, str(staged / records.RECORD_FILE), self._key(run_id, records.RECORD_FILE))
             with contextlib.closing(self.connect()) as db, db.transaction():
+                seq, entry = ledger.append(self, db, *ledger.run_change(record), write=False)
                 index_insert(db, record)
                 db.execute("UPDATE run_claims SET committed = ? WHERE id = ?", (_now(), run_id))
+                # the record and its ledger entry in one round of concurrent uploads, just before
+                # the commit that makes the run visible
+                db.before_commit(lambda: self._call(self.fs.pipe, {
+                    self._key(run_id, records.RECORD_FILE): (staged / records.RECORD_FILE).read_bytes(),
+                    self._ledger_key(seq): entry}))
         finally:
             with contextlib.suppress(StoreError, FileNotFoundError):
                 self._call(self.fs.rm, staging_prefix, recursive=True)
@@ -329,6 +342,31 @@ class TeamStore(Store):
             shutil.rmtree(cached, ignore_errors=True)
         os.replace(staged, cached)
         return Run(cached, record, self)
+
+    # -- the ledger's objects ---------------------------------------------------------------
+
+    def _ledger_key(self, seq: int) -> str:
+        return f"{self.root}/{ledger.DIR}/{ledger.file_name(seq)}"
+
+    def ledger_files(self) -> dict[int, bytes]:
+        try:
+            keys = self._call(self.fs.find, f"{self.root}/{ledger.DIR}")
+        except FileNotFoundError:
+            return {}
+        named = {seq: key for key in keys if (seq := ledger.seq_of(key.rsplit("/", 1)[-1])) is not None}
+        if not named:
+            return {}
+        fetched = self._call(self.fs.cat, list(named.values()), on_error="omit")  # concurrent GETs
+        return {seq: fetched[key] for seq, key in named.items() if key in fetched}
+
+    def ledger_get(self, seq: int) -> bytes | None:
+        try:
+            return self._call(self.fs.cat_file, self._ledger_key(seq))
+        except FileNotFoundError:
+            return None
+
+    def ledger_put(self, seq: int, data: bytes) -> None:
+        self._call(self.fs.pipe_file, self._ledger_key(seq), data)
 
     def _claim(self, run_id: str) -> None:
         writer = f"{os.uname().nodename}:{os.getpid()}"
@@ -345,6 +383,9 @@ class TeamStore(Store):
         """Ids of every committed run: those with an index row (a run is committed with it)."""
         with contextlib.closing(self.connect()) as db:
             return sorted(r[0] for r in db.execute("SELECT id FROM runs"))
+
+    def stored_run_ids(self) -> list[str]:
+        return self._listed_ids()
 
     def _listed_ids(self) -> list[str]:
         """Ids of every run prefix on the object store, committed or not."""
@@ -377,7 +418,11 @@ class TeamStore(Store):
                     db.execute("INSERT INTO run_claims (id, writer, claimed, committed) VALUES (?, 'reindex', ?, ?) "
                                "ON CONFLICT (id) DO UPDATE SET committed = excluded.committed", (run_id, _now(), _now()))
                     changed += run_id not in indexed
+        ledger.ensure_started(self)  # a database made anew: its mirror refilled from the store's entries
         return changed
+
+    def read_record(self, run_id: str) -> dict:
+        return self._read_record(run_id, validate=False)
 
     def _read_record(self, run_id: str, validate: bool = True) -> dict:
         import json
@@ -433,12 +478,12 @@ class TeamStore(Store):
                 self.run_file(run_id, rel)
         return Run(cached, record, self)
 
-    def verify(self, run_id: str | None = None) -> list[records.Problem]:
+    def verify(self, run_id: str | None = None, sealed: str | None = None) -> list[records.Problem]:
         """Recompute every hash from the object store (not the local cache)."""
         ids = [self.resolve_id(run_id)] if run_id else self.run_ids()
         problems = []
         for rid in ids:
-            problems.extend(records.verify_files(rid, _RemoteFiles(self.fs, self._key(rid))))
+            problems.extend(records.verify_files(rid, _RemoteFiles(self.fs, self._key(rid)), sealed if run_id else None))
         return problems
 
     # -- maintenance -----------------------------------------------------------------------

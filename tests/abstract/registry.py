@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlnb import metrics, records
+from mlnb import audit, ledger, metrics, records
 from mlnb.exceptions import ArtifactTampered, ModelNotFound, RegistryError
 from mlnb.registry import Registry, replay
 
@@ -86,6 +86,9 @@ class AbstractRegistryTests:
         raise NotImplementedError
 
     def remove(self, store, run_id: str, rel: str) -> None:
+        raise NotImplementedError
+
+    def delete_run(self, store, run_id: str) -> None:
         raise NotImplementedError
 
     @pytest.fixture
@@ -213,7 +216,9 @@ class AbstractRegistryTests:
             "DELETE FROM model_versions",
             "UPDATE model_tags SET value = 'c'",
             "DELETE FROM model_tags",
-        ] + (["TRUNCATE model_versions", "TRUNCATE alias_events", "TRUNCATE model_tags"]
+            "UPDATE ledger SET hash = 'x'",
+            "DELETE FROM ledger",
+        ] + (["TRUNCATE model_versions", "TRUNCATE alias_events", "TRUNCATE model_tags", "TRUNCATE ledger"]
              if db.dialect == "postgresql" else [])
         for sql in statements:
             with pytest.raises(db.database.errors, match="never|append-only"):
@@ -266,3 +271,57 @@ class AbstractRegistryTests:
         assert got == list(range(1, 33))
         assert all(r == sorted(r) for r in results)
         assert [mv.version for mv in Registry(store).versions("weather")] == list(range(1, 33))
+
+    # -- the ledger ----------------------------------------------------------------------------
+
+    def _new_entries(self, store, before: int) -> list[tuple[str, str]]:
+        files = store.ledger_files()
+        return [(e["kind"], e["subject"]) for e in (ledger.decode(files[s]) for s in sorted(files) if s > before)]
+
+    def test_a_version_a_tag_and_an_alias_move_each_append_an_entry(self, registry, store, run_ids):
+        before = ledger.current_head(store).count
+        assert before == 3  # the three training runs
+        registry.register(run_ids["hgb"], "weather", tags={"owner": "forecasting"})
+        registry.promote("weather", 1)
+        registry.add_tags("weather/1", {"stage": "approved"})
+        assert self._new_entries(store, before) == [("version", "weather/1"), ("tag", "weather/1"),
+                                                    ("alias", "weather@production"), ("tag", "weather/1")]
+        assert audit.verify_store(store).problems == []
+
+    def _drop_immutability(self, db, table: str) -> None:
+        if db.dialect == "postgresql":
+            db.execute(f"DROP TRIGGER {table}_append_only ON {table}")
+        else:
+            db.execute(f"DROP TRIGGER {table}_no_update")
+
+    def test_a_registry_row_edited_after_dropping_its_trigger_is_named(self, registry, store, run_ids):
+        registry.register(run_ids["hgb"], "weather")
+        registry.register(run_ids["logreg"], "weather")
+        registry.promote("weather", 1)
+        forged = "ab" * 32
+        with store.connect() as db:
+            self._drop_immutability(db, "model_versions")
+            db.execute("UPDATE model_versions SET sha256 = ? WHERE version = 2", (forged,))
+            self._drop_immutability(db, "alias_events")
+            db.execute("UPDATE alias_events SET to_version = 2")
+        found = {(p.kind, p.run_id, p.where, p.what) for p in audit.verify_store(store).problems}
+        seq = ledger.current_head(store).count
+        sha = next(what for _, _, where, what in found if where == "registry:sha256")
+        assert sha.startswith(f"is {forged[:12]}…, but run {run_ids['logreg']}'s record says ")
+        assert sha.endswith("… for model.skops")
+        assert found == {
+            ("registry", "weather/2", "registry:version", f"version weather/2 disagrees with its ledger entry {seq - 1}: "
+                                                          "sha256"),
+            ("registry", "weather/2", "registry:sha256", sha),
+            ("registry", "weather@production", "registry:move", "alias move weather@production #1 disagrees with its "
+                                                                f"ledger entry {seq}: to_version"),
+            ("registry", "weather@production", "registry:alias", "points at version 1, its history says 2"),
+        }
+        assert audit.verify_store(store, registry=False).problems == []  # runs verify leaves the registry out
+
+    def test_a_version_whose_training_run_was_deleted_is_named(self, registry, store, run_ids):
+        registry.register(run_ids["hgb"], "weather")
+        self.delete_run(store, run_ids["hgb"])
+        found = {(p.kind, p.run_id, p.what) for p in audit.verify_store(store).problems}
+        assert ("link", "weather/1", f"points at run {run_ids['hgb']}, which is not in the store") in found
+        assert any(kind == "deleted" and subject == run_ids["hgb"] for kind, subject, _ in found)
