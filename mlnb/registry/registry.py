@@ -23,7 +23,7 @@ from typing import Iterator
 
 from mlnb import ledger, records
 from mlnb.database import Connection
-from mlnb.exceptions import ArtifactTampered, ModelNotFound, RecordError, RegistryError
+from mlnb.exceptions import ArtifactTampered, ModelNotFound, RecordError, RegistryError, RunNotFound
 from mlnb.registry.entries import (
     _EVENT_COLUMNS,
     _VERSION_COLUMNS,
@@ -480,6 +480,25 @@ class Registry:
         except RecordError as exc:
             raise ArtifactTampered(f"{mv.uri}: artifact path {mv.artifact!r} leaves the run's artifacts directory") from exc
 
+    def _checked_artifact(self, mv: ModelVersion) -> Path:
+        """:meth:`artifact_path`, once the training run's own record (its digest checked)
+        lists the model file with the sha256 the registry holds: a registry row edited to
+        match a swapped file is refused too, not only a file that differs from its row."""
+        try:
+            rec = self.store.get(mv.run_id).record
+        except RunNotFound as exc:
+            raise ArtifactTampered(f"{mv.uri}: its training run {mv.run_id} is not in the store") from exc
+        except RecordError as exc:
+            raise ArtifactTampered(f"{mv.uri}: the record of its training run {mv.run_id} changed: {exc}") from exc
+        entry = next((a for a in rec.get("artifacts") or [] if a.get("path") == mv.artifact), None)
+        if entry is None or entry.get("sha256") != mv.sha256:
+            recorded = f"sha256 {entry['sha256'][:12]}…" if entry else "no such file"
+            raise ArtifactTampered(
+                f"{mv.uri}: the registry's sha256 {mv.sha256[:12]}… of {mv.artifact!r} is not what training run "
+                f"{mv.run_id} recorded ({recorded}); refusing to load it; 'mlnb store verify' shows what changed"
+            )
+        return self.artifact_path(mv)
+
     def read_artifact(self, mv: ModelVersion) -> bytes:
         """The model file's bytes, after checking their sha256 against the registry.
 
@@ -488,7 +507,7 @@ class Registry:
         """
         from mlnb.model.persist import read_verified
 
-        return read_verified(self.artifact_path(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
+        return read_verified(self._checked_artifact(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
 
     def load_version(self, mv: ModelVersion):
         """Load a version's model: sha256 checked, then skops with mlnb's trusted types only.
@@ -499,7 +518,7 @@ class Registry:
         """
         from mlnb.model.persist import load_verified
 
-        return load_verified(self.artifact_path(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
+        return load_verified(self._checked_artifact(mv), mv.sha256, where=mv.uri, run_id=mv.run_id)
 
     def load(self, uri: str):
         """Load the model a URI points at (see :meth:`load_version`)."""

@@ -239,6 +239,22 @@ class AbstractRegistryTests:
         with pytest.raises(ArtifactTampered, match="weather/1: model (artifact|file) .* is missing"):
             registry.load("weather/1")
 
+    def test_a_swapped_artifact_with_its_registry_row_edited_to_match_is_refused(self, registry, store, run_ids):
+        import hashlib
+
+        registry.register(run_ids["hgb"], "weather")
+        other = store.get(run_ids["logreg"]).artifact("model.skops").read_bytes()  # a valid model, not this one
+        self.overwrite(store, run_ids["hgb"], "artifacts/model.skops", other)
+        with store.connect() as db:
+            self._drop_immutability(db, "model_versions")
+            db.execute("UPDATE model_versions SET sha256 = ? WHERE version = 1", (hashlib.sha256(other).hexdigest(),))
+        with pytest.raises(ArtifactTampered, match=r"weather/1: the registry's sha256 [0-9a-f]{12}… of 'model.skops' "
+                                                   r"is not what training run .* recorded \(sha256 [0-9a-f]{12}…\); "
+                                                   "refusing to load it"):
+            registry.load("weather/1")
+        with pytest.raises(ArtifactTampered, match="is not what training run"):
+            registry.read_artifact(registry.get("weather/1"))
+
     def test_concurrent_promotions_and_rollbacks_leave_a_consistent_history(self, registry, store, run_ids):
         for _ in range(5):
             registry.register(run_ids["hgb"], "weather")
