@@ -343,6 +343,14 @@ def test_profile_and_worst_columns(reference, schema):
     assert fig.axes[0].get_title() == "Worst columns"
 
 
+def test_profile_of_dates_as_text_counts_text_that_is_no_date_as_null(schema):
+    days = pd.date_range("2012-03-01", periods=40).strftime("%Y-%m-%d").tolist()
+    df = pd.DataFrame({"date": pd.array(days * 50 + ["soon", None], dtype="str")})
+    row = validation.profile(df, schema).set_index("column").loc["date"]
+    assert row["null_share"] == pytest.approx(2 / 2002)
+    assert (row["min"], row["max"], row["n_unique"]) == ("2012-03-01", "2012-04-09", 40)
+
+
 def test_import_does_not_load_pandera():
     import subprocess
     import sys
