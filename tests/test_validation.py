@@ -144,6 +144,33 @@ def test_all_failures_are_collected_not_just_the_first(reference, schema):
     assert result.summary().startswith("data rejected: 6 of ")
 
 
+def test_a_large_batch_failing_on_every_row_is_counted_exactly_with_first_examples():
+    # pandera keeps one failure case per check; the counts and examples are mlnb's own
+    rng = np.random.default_rng(7)
+    reference = pd.DataFrame({"trip_id": np.arange(1_000), "fare": rng.uniform(2.0, 50.0, 1_000),
+                              "payment": rng.choice(["card", "cash"], 1_000)})
+    n = 300_000
+    batch = pd.DataFrame({"trip_id": np.arange(n) % 1_000, "fare": rng.uniform(2.0, 50.0, n),
+                          "payment": rng.choice(["card", "cash"], n)})
+    sentinel = rng.random(n) < 0.1
+    batch.loc[sentinel, "fare"] = -999.0
+    batch.loc[7, "payment"], batch.loc[11, "payment"] = "crypto", "voucher"
+    result = validate(batch, infer(reference))
+    assert not result.passed
+    checks = result.failures.set_index(["check", "column"])
+    ids = checks.loc[("expected_unique", "trip_id")]
+    assert ids["n_failed"] == n and ids["detail"] == f"{n:,} rows share their value with another row"
+    assert ids["examples"] == "0 (row 0), 1 (row 1), 2 (row 2), 3 (row 3), 4 (row 4)"
+    fare = checks.loc[("in_range", "fare")]
+    first = int(np.flatnonzero(sentinel)[0])
+    assert fare["n_failed"] == int(sentinel.sum()) and fare["examples"] == f"-999.0 (row {first})"
+    assert "seen -999 to -999" in fare["detail"]
+    assert ("expected_range", "fare") not in checks.index  # listed once, as the error
+    payment = checks.loc[("categories", "payment")]
+    assert payment["n_failed"] == 2 and payment["examples"] == "'crypto' (row 7), 'voucher' (row 11)"
+    assert "(2 distinct)" in payment["detail"]
+
+
 def test_input_frame_is_not_changed(reference, schema):
     before = reference.copy()
     validate(reference, schema, now=NOW)
@@ -314,6 +341,14 @@ def test_profile_and_worst_columns(reference, schema):
     assert list(scores["column"][:2]) == ["wind", "temp_max"]
     fig = validation.plot_worst_columns(scores)
     assert fig.axes[0].get_title() == "Worst columns"
+
+
+def test_profile_of_dates_as_text_counts_text_that_is_no_date_as_null(schema):
+    days = pd.date_range("2012-03-01", periods=40).strftime("%Y-%m-%d").tolist()
+    df = pd.DataFrame({"date": pd.array(days * 50 + ["soon", None], dtype="str")})
+    row = validation.profile(df, schema).set_index("column").loc["date"]
+    assert row["null_share"] == pytest.approx(2 / 2002)
+    assert (row["min"], row["max"], row["n_unique"]) == ("2012-03-01", "2012-04-09", 40)
 
 
 def test_import_does_not_load_pandera():

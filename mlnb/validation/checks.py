@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlnb.validation.result import EXPECTATIONS
 
@@ -37,6 +37,9 @@ class _Planned:
     check: str
     column: str | None
     expect: str  # what the check requires, for the detail column
+    #: for a value check, the mask of failing values of the coerced column: counts and
+    #: examples come from it, not from pandera's failure cases (it keeps only the first)
+    failing: Callable[[Any], Any] | None = None
 
 
 def _fmt(x: float) -> str:
@@ -67,7 +70,7 @@ def _our_check(row, check_ids) -> tuple[str, str | None]:
     return check, column  # not expected; shown under pandera's own name
 
 
-def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now) -> pd.DataFrame:
+def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now, coerced=None) -> pd.DataFrame:
     import pandas as pd
 
     failed: dict[tuple[str, str | None], pd.DataFrame] = {}
@@ -127,7 +130,7 @@ def _checks_table(df, spec: Schema, planned, check_ids, failure_cases, now) -> p
         if part is None:
             rows.append((p.check, p.column, True, 0, p.expect, ""))
             continue
-        n_failed, detail, examples = _describe(p, part, df, spec, now)
+        n_failed, detail, examples = _describe(p, part, df, spec, now, coerced)
         others = [q.check for q in planned if q.column == p.column and q is not p]
         if p.check == "column_present" and others:
             detail += f"; its {_n(len(others), 'other check')} did not run"
@@ -191,10 +194,14 @@ def _isnull(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
+def _describe(p: _Planned, part, df, spec: Schema, now, coerced=None) -> tuple[int, str, str]:
     """``(n_failed, detail, examples)`` for a failed planned check."""
     import pandas as pd
 
+    if p.failing is not None and coerced is not None and p.column in coerced.columns:
+        # every failing value, from the coerced column: pandera kept only the first
+        s = coerced[p.column]
+        return _describe_values(p, s[p.failing(s).to_numpy(dtype=bool)])
     col = spec.columns.get(p.column) if p.column is not None else None
     n_rows = len(df)
     if p.check == "row_count":
@@ -245,6 +252,28 @@ def _describe(p: _Planned, part, df, spec: Schema, now) -> tuple[int, str, str]:
     elif p.check == "expected_categories":
         unseen = part["failure_case"].astype(str).nunique()
         detail = f"{_n(n, 'value')} not seen in the reference ({unseen} distinct); seen: {p.expect[7:]}"
+    elif p.check in ("unique", "expected_unique"):
+        detail = f"{_n(n, 'row')} share their value with another row"
+    else:
+        detail = f"{_n(n, 'value')} fail: {p.expect}"
+    return n, detail, examples
+
+
+def _describe_values(p: _Planned, bad) -> tuple[int, str, str]:
+    """``(n_failed, detail, examples)`` of a value check from its failing values (a Series
+    indexed by row), in the words :func:`_describe` uses for pandera's failure cases."""
+    n = len(bad)
+    first = bad.iloc[:4096].drop_duplicates().head(N_EXAMPLES)
+    if len(first) < N_EXAMPLES < n:  # few distinct values among the first: look at them all
+        first = bad.drop_duplicates().head(N_EXAMPLES)
+    examples = ", ".join(f"{_show(v)} (row {i})" for i, v in zip(first.index.tolist(), first.tolist()))
+    if p.check in ("in_range", "expected_range"):
+        detail = (f"{_n(n, 'value')} outside {p.expect.replace('value', 'x')}; "
+                  f"seen {_fmt(bad.min())} to {_fmt(bad.max())}")
+    elif p.check == "categories":
+        detail = f"{_n(n, 'value')} not allowed ({bad.nunique()} distinct); allowed: {p.expect[7:]}"
+    elif p.check == "expected_categories":
+        detail = f"{_n(n, 'value')} not seen in the reference ({bad.nunique()} distinct); seen: {p.expect[7:]}"
     elif p.check in ("unique", "expected_unique"):
         detail = f"{_n(n, 'row')} share their value with another row"
     else:

@@ -36,15 +36,24 @@ def profile(df: pd.DataFrame, schema: Schema | None = None, top: int = 3) -> pd.
     for name in df.columns:
         s = df[name]
         spec = schema.columns.get(str(name)) if schema is not None else None
+        n = len(s)
         if (
             spec is not None
             and spec.dtype == "datetime"
             and not pd.api.types.is_datetime64_any_dtype(s)
         ):
-            s = pd.to_datetime(s, errors="coerce", format="ISO8601")
-        n = len(s)
+            # parse each distinct text once (a date column repeats its days on many rows);
+            # text that is no date counts as null, as it would once parsed
+            text = pd.Series(s.dropna().unique())
+            parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+            unparsed = text[parsed.isna().to_numpy()]
+            n_null = int(s.isna().sum()) + (int(s.isin(unparsed).sum()) if len(unparsed) else 0)
+            values = parsed.dropna()
+            s = values  # distinct dates: what the min, max and distinct count need
+        else:
+            n_null = int(s.isna().sum())
+            values = s.dropna()
         lo = hi = top_text = ""
-        values = s.dropna()
         if len(values) and (
             pd.api.types.is_numeric_dtype(s)
             and not pd.api.types.is_bool_dtype(s)
@@ -60,7 +69,7 @@ def profile(df: pd.DataFrame, schema: Schema | None = None, top: int = 3) -> pd.
             {
                 "column": str(name),
                 "dtype": str(df[name].dtype),
-                "null_share": float(s.isna().mean()) if n else 0.0,
+                "null_share": n_null / n if n else 0.0,
                 "n_unique": int(values.nunique()),
                 "min": lo,
                 "max": hi,
