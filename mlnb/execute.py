@@ -481,6 +481,10 @@ def run_template(
                     raise RunDiscarded(f"run {run_id} of {tpl.name} discarded before its commit")
                 return store.commit(staged, records.seal(record))
         except KeyboardInterrupt as exc:
+            # the cell's asyncio task that nbclient abandons fails once its kernel is gone, and
+            # asyncio logs that with a traceback when the task is collected: the run is over
+            # and the line below says so
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL)
             raise Interrupted(f"run {run_id} interrupted; nothing was written") from exc
 
 
