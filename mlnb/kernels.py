@@ -127,6 +127,10 @@ def cold() -> dict:
     return {"mode": "cold", "preloaded": []}
 
 
+#: the bytes of a Unix socket's path, its terminating NUL included (Linux's sun_path)
+SOCKET_PATH_MAX = 108
+
+
 def private_sockets(base: type) -> type:
     """``base`` (a jupyter_client kernel manager class) whose kernels talk over Unix sockets
     in a directory of their own, where the platform has them.
@@ -142,16 +146,34 @@ def private_sockets(base: type) -> type:
 
     from traitlets import default
 
+    def socket_dir() -> str | None:
+        # a socket's path must fit Linux's sun_path (107 bytes), and jupyter_client names
+        # each "<dir>/k-<n>": a deep TMPDIR (a worker's own, a test's) falls back to /tmp,
+        # and where neither fits the kernel talks TCP
+        for parent in (None, "/tmp"):
+            try:
+                where = tempfile.mkdtemp(prefix="mlnb-kernel-", dir=parent)
+            except OSError:
+                continue
+            if len(os.fsencode(where)) + len("/k-99") < SOCKET_PATH_MAX:
+                return where
+            os.rmdir(where)
+        return None
+
     class PrivateSocketsKernelManager(base):
         @default("transport")
         def _mlnb_transport(self) -> str:
-            return "ipc" if os.name == "posix" else "tcp"
+            if os.name != "posix":
+                return "tcp"
+            self._mlnb_socket_dir = socket_dir()
+            return "ipc" if self._mlnb_socket_dir else "tcp"
 
         @default("ip")
         def _mlnb_ip(self) -> str:
             if self.transport != "ipc":
                 return super()._ip_default()
-            self._mlnb_socket_dir = tempfile.mkdtemp(prefix="mlnb-kernel-")
+            if getattr(self, "_mlnb_socket_dir", None) is None:
+                self._mlnb_socket_dir = tempfile.mkdtemp(prefix="mlnb-kernel-")
             return os.path.join(self._mlnb_socket_dir, "k")
 
         def cleanup_ipc_files(self) -> None:

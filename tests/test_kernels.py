@@ -160,3 +160,23 @@ def test_kernels_started_at_once_by_several_processes_never_collide(tmp_path):
         assert "Traceback" not in err and "ZMQError" not in err, err
         assert out.strip() == "['ipc']"
     assert not list(tmp_path.glob("mlnb-kernel-*")), "a kernel's socket directory was left behind"
+
+
+def test_a_temp_directory_too_deep_for_a_socket_path_still_starts_kernels(tmp_path):
+    """A Unix socket's path holds at most 107 bytes: under a deep TMPDIR (a Dask worker's
+    own, a CI runner's) the kernels' sockets go to /tmp instead of failing to start."""
+    import subprocess
+    import sys
+
+    from .conftest import default_signals
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    env = {**os.environ, "TMPDIR": str(deep)}
+    before = set(Path("/tmp").glob("mlnb-kernel-*"))
+    done = subprocess.run([sys.executable, "-c", _START_THREE], capture_output=True, text=True, env=env,
+                          preexec_fn=default_signals, timeout=180)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "['ipc']"
+    assert not list(deep.glob("mlnb-kernel-*")), "the deep directory was tried but not cleaned"
+    assert set(Path("/tmp").glob("mlnb-kernel-*")) == before, "the sockets' directory in /tmp was left behind"
