@@ -239,24 +239,23 @@ def _describe(p: _Planned, part, df, spec: Schema, now, coerced=None) -> tuple[i
         )
         return n, detail, _show(newest)
     n = _n_located(part) or len(part)
-    examples = _examples(part)
+    cases = part["failure_case"]
     if p.check in ("in_range", "expected_range"):
-        values = pd.to_numeric(part["failure_case"], errors="coerce")
-        detail = (
-            f"{_n(n, 'value')} outside {p.expect.replace('value', 'x')}; "
-            f"seen {_fmt(values.min())} to {_fmt(values.max())}"
-        )
-    elif p.check == "categories":
-        unseen = part["failure_case"].astype(str).nunique()
-        detail = f"{_n(n, 'value')} not allowed ({unseen} distinct); allowed: {p.expect[7:]}"
-    elif p.check == "expected_categories":
-        unseen = part["failure_case"].astype(str).nunique()
-        detail = f"{_n(n, 'value')} not seen in the reference ({unseen} distinct); seen: {p.expect[7:]}"
-    elif p.check in ("unique", "expected_unique"):
-        detail = f"{_n(n, 'row')} share their value with another row"
-    else:
-        detail = f"{_n(n, 'value')} fail: {p.expect}"
-    return n, detail, examples
+        cases = pd.to_numeric(cases, errors="coerce")
+    return n, _value_detail(p, n, cases if p.check.endswith("range") else cases.astype(str)), _examples(part)
+
+
+def _value_detail(p: _Planned, n: int, bad) -> str:
+    """The words for ``n`` values failing a value check, ``bad`` (some of) the failing values."""
+    if p.check in ("in_range", "expected_range"):
+        return f"{_n(n, 'value')} outside {p.expect.replace('value', 'x')}; seen {_fmt(bad.min())} to {_fmt(bad.max())}"
+    if p.check == "categories":
+        return f"{_n(n, 'value')} not allowed ({bad.nunique()} distinct); allowed: {p.expect[7:]}"
+    if p.check == "expected_categories":
+        return f"{_n(n, 'value')} not seen in the reference ({bad.nunique()} distinct); seen: {p.expect[7:]}"
+    if p.check in ("unique", "expected_unique"):
+        return f"{_n(n, 'row')} share their value with another row"
+    return f"{_n(n, 'value')} fail: {p.expect}"
 
 
 def _describe_values(p: _Planned, bad) -> tuple[int, str, str]:
@@ -267,18 +266,7 @@ def _describe_values(p: _Planned, bad) -> tuple[int, str, str]:
     if len(first) < N_EXAMPLES < n:  # few distinct values among the first: look at them all
         first = bad.drop_duplicates().head(N_EXAMPLES)
     examples = ", ".join(f"{_show(v)} (row {i})" for i, v in zip(first.index.tolist(), first.tolist()))
-    if p.check in ("in_range", "expected_range"):
-        detail = (f"{_n(n, 'value')} outside {p.expect.replace('value', 'x')}; "
-                  f"seen {_fmt(bad.min())} to {_fmt(bad.max())}")
-    elif p.check == "categories":
-        detail = f"{_n(n, 'value')} not allowed ({bad.nunique()} distinct); allowed: {p.expect[7:]}"
-    elif p.check == "expected_categories":
-        detail = f"{_n(n, 'value')} not seen in the reference ({bad.nunique()} distinct); seen: {p.expect[7:]}"
-    elif p.check in ("unique", "expected_unique"):
-        detail = f"{_n(n, 'row')} share their value with another row"
-    else:
-        detail = f"{_n(n, 'value')} fail: {p.expect}"
-    return n, detail, examples
+    return n, _value_detail(p, n, bad), examples
 
 
 def _unconvertible(s, dtype: str) -> tuple[int, str]:
