@@ -3,6 +3,7 @@ a run's state; the record says how its kernel was prepared."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import signal
@@ -173,10 +174,13 @@ def test_a_temp_directory_too_deep_for_a_socket_path_still_starts_kernels(tmp_pa
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
     env = {**os.environ, "TMPDIR": str(deep)}
-    before = set(Path("/tmp").glob("mlnb-kernel-*"))
-    done = subprocess.run([sys.executable, "-c", _START_THREE], capture_output=True, text=True, env=env,
+    script = _START_THREE + "print([km._mlnb_socket_dir for km in managers])\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                           preexec_fn=default_signals, timeout=180)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert done.stdout.strip() == "['ipc']"
+    transports, used = done.stdout.strip().splitlines()
+    assert transports == "['ipc']"
+    used = [Path(p) for p in ast.literal_eval(used)]
+    assert len(used) == 3 and all(p.parent == Path("/tmp") for p in used), used
+    assert not any(p.exists() for p in used), "a kernel's socket directory in /tmp was left behind"
     assert not list(deep.glob("mlnb-kernel-*")), "the deep directory was tried but not cleaned"
-    assert set(Path("/tmp").glob("mlnb-kernel-*")) == before, "the sockets' directory in /tmp was left behind"
