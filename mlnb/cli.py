@@ -71,7 +71,8 @@ def run(template, pairs, params_file, store_path, timeout, kernel_name, cold, qu
     check_kernel(kernel_name or tpl.kernel_name)
     values = params_mod.from_cli(tpl, pairs, params_file)
     params_mod.resolve(tpl, values)
-    pool = None if cold else KernelPool(size=1)
+    # one notebook: its kernel started ahead does its own imports (a fork server pays off from the second)
+    pool = None if cold else KernelPool(size=1, fork=False)
     try:
         if pool is not None:  # the kernel starts while the inputs are checked and papermill loads
             pool.warm(tpl, kernel_name=kernel_name)

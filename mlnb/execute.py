@@ -522,7 +522,8 @@ def reproduce(store: Store, run_id: str, cold: bool = False, **options) -> tuple
                 f"{inp['parameter']!r}) changed since the run"
             )
     preparation = rec["environment"].get("kernel_preparation") or kernels_mod.cold()
-    pool = None if cold or preparation["mode"] == "cold" else kernels_mod.KernelPool(preparation["preloaded"], size=1)
+    pool = None if cold or preparation["mode"] == "cold" else kernels_mod.KernelPool(
+        preparation["preloaded"], size=1, fork=preparation["mode"] == "forked")
     try:
         new = run_template(
             tpl, rec["parameters"], store, kernel_name=rec["environment"]["kernel"],

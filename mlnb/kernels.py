@@ -203,6 +203,20 @@ def _kernel_manager_class():
         """A kernel manager that remembers the clients made for it (nbclient makes one and,
         not owning the kernel, leaves it open), so that shutting down closes them too."""
 
+        forkserver = None  # a ForkServer: the kernel is forked from it when it serves the kernel spec
+        forked_with = None  # then: the modules the server had imported when it forked this kernel
+
+        async def _async_pre_start_kernel(self, **kw: Any):
+            if self.forkserver is not None and self.provisioner is None and self.forkserver.serves(self.kernel_spec):
+                import uuid
+
+                from mlnb.forkserver import provisioner_class
+
+                self.kernel_id = self.kernel_id or str(uuid.uuid4())
+                self.provisioner = provisioner_class()(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec,
+                                                       parent=self)
+            return await super()._async_pre_start_kernel(**kw)
+
         def client(self, **kwargs: Any):
             kc = super().client(**kwargs)
             self.__dict__.setdefault("_mlnb_clients", []).append(kc)
@@ -225,10 +239,12 @@ class WarmKernel:
     preloaded: list[str]
     failed: dict[str, str] = field(default_factory=dict)
 
+    forked: bool = False  # forked from a process that had imported ``preloaded`` (mlnb.forkserver)
+
     @property
     def preparation(self) -> dict:
         """What the run record says about this kernel (``environment.kernel_preparation``)."""
-        return {"mode": "warm", "preloaded": list(self.preloaded)}
+        return {"mode": "forked" if self.forked else "warm", "preloaded": list(self.preloaded)}
 
     def alive(self) -> bool:
         try:
@@ -249,9 +265,13 @@ class WarmKernel:
 
 
 def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[str, ...] = (),
-                      optional: tuple[str, ...] = ()) -> WarmKernel:
+                      optional: tuple[str, ...] = (), forkserver: Any = None) -> WarmKernel:
     """Start a kernel in ``cwd`` and import ``preload`` (and each of ``optional`` that is a
     module) in it, silently.
+
+    With ``forkserver`` (a :class:`mlnb.forkserver.ForkServer` that serves the kernel's spec)
+    the modules are imported there once and the kernel is forked from it, so its own imports
+    find them done; otherwise the kernel starts as jupyter_client starts any.
 
     A module that does not import is left out (``failed`` says why); the kernel is used
     without it.
@@ -260,11 +280,15 @@ def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[s
         RuntimeError: the kernel died while starting or warming (it is shut down).
     """
     km = _kernel_manager_class()(kernel_name=kernel_name)
+    forked = forkserver is not None and forkserver.serves(km.kernel_spec)
+    if forked:
+        forkserver.load(preload, optional, str(cwd))
+        km.forkserver = forkserver
     args = list(KERNEL_ARGUMENTS)
     if getattr(km, "ipykernel", False):
         args.append("--HistoryManager.hist_file=:memory:")  # as nbclient starts its kernels
     km.start_kernel(extra_arguments=args, cwd=str(cwd))
-    kernel = WarmKernel(km=km, kernel_name=kernel_name, cwd=str(cwd), preloaded=[])
+    kernel = WarmKernel(km=km, kernel_name=kernel_name, cwd=str(cwd), preloaded=[], forked=forked)
     try:
         kc = km.client()
         kc.start_channels()
@@ -287,7 +311,8 @@ def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[s
     except BaseException:
         kernel.shutdown()
         raise
-    kernel.preloaded = list(result["done"])
+    # a forked kernel holds every module its server had imported, its own template's and others'
+    kernel.preloaded = list(dict.fromkeys([*(km.forked_with or []), *result["done"]]))
     kernel.failed = dict(result["failed"])
     return kernel
 
@@ -306,10 +331,13 @@ class KernelPool:
     """
 
     def __init__(self, preload: tuple[str, ...] | list[str] = DEFAULT_PRELOAD, size: int | None = None,
-                 ahead: bool = False):
+                 ahead: bool = False, fork: bool = True):
+        from mlnb import forkserver
         from mlnb.parallel.backends import available_cores
 
         self.preload = tuple(preload)
+        # kernels forked from one process that did the imports (where the platform forks)
+        self.forkserver = forkserver.ForkServer() if fork and forkserver.available() else None
         self.ahead = ahead  # each acquire starts the next kernel for the same template (a sweep's pattern)
         self.size = size if size is not None else available_cores()
         if self.size < 1:
@@ -327,7 +355,8 @@ class KernelPool:
         section = config.kernels
         if cold or not section.warm:
             return None
-        return cls(preload=DEFAULT_PRELOAD if section.preload is None else section.preload, size=section.pool_size)
+        return cls(preload=DEFAULT_PRELOAD if section.preload is None else section.preload, size=section.pool_size,
+                   fork=section.fork)
 
     def __enter__(self) -> "KernelPool":
         return self
@@ -350,7 +379,7 @@ class KernelPool:
         return (kernel_name or template.kernel_name, str(Path(template.path).parent.resolve()), preload, maybe)
 
     def _start(self, key: tuple) -> Future:
-        return self._starter.submit(start_warm_kernel, *key)
+        return self._starter.submit(start_warm_kernel, *key, forkserver=self.forkserver)
 
     def warm(self, template: Any, n: int = 1, kernel_name: str | None = None) -> None:
         """Start ``n`` kernels for ``template`` (a :class:`mlnb.params.Template`) now, as far
@@ -379,7 +408,7 @@ class KernelPool:
                 if self.ahead and not self._closed and self._held() < self.size:
                     queue.append(self._start(key))
             try:
-                kernel = future.result() if future is not None else start_warm_kernel(*key)
+                kernel = future.result() if future is not None else start_warm_kernel(*key, forkserver=self.forkserver)
             except Exception as exc:
                 error = exc
                 log.warning("a warm kernel %s failed to start: %s; starting another", key[0], exc)
@@ -413,6 +442,8 @@ class KernelPool:
                 log.debug("a warm kernel failed to start while the pool closed: %s", exc)
                 continue
             kernel.shutdown()
+        if self.forkserver is not None:
+            self.forkserver.close()
 
 
 _process_pool: KernelPool | None = None

@@ -20,20 +20,29 @@ NAMESPACE = NOTEBOOKS / "namespace.ipynb"
 
 
 @pytest.fixture(scope="module")
-def cold_and_warm(tmp_path_factory):
+def kinds(tmp_path_factory):
+    """The namespace notebook on a cold kernel, a warm one and a forked one (pandas preloaded)."""
     store = tmp_path_factory.mktemp("kernels") / "store"
-    cold = run_template(NAMESPACE, {}, store)
-    with KernelPool(preload=("pandas",), size=1) as pool:
-        warm = run_template(NAMESPACE, {}, store, kernels=pool)
-    return store, cold, warm
+    runs = {"cold": run_template(NAMESPACE, {}, store)}
+    for mode, fork in (("warm", False), ("forked", True)):
+        with KernelPool(preload=("pandas",), size=1, fork=fork) as pool:
+            runs[mode] = run_template(NAMESPACE, {}, store, kernels=pool)
+    return store, runs
 
 
-def test_a_warm_kernel_has_a_fresh_kernels_namespace_and_only_more_modules(cold_and_warm):
+@pytest.fixture(params=["warm", "forked"])
+def cold_and_warm(kinds, request):
+    store, runs = kinds
+    return store, runs["cold"], runs[request.param]
+
+
+def test_a_warm_kernel_has_a_fresh_kernels_namespace_and_only_more_modules(cold_and_warm, request):
     _, cold, warm = cold_and_warm
     assert cold.succeeded and warm.succeeded, (cold.record["error"], warm.record["error"])
     assert cold.record["environment"]["kernel_preparation"] == {"mode": "cold", "preloaded": []}
     preparation = warm.record["environment"]["kernel_preparation"]
-    assert preparation["mode"] == "warm" and "pandas" in preparation["preloaded"]
+    assert preparation["mode"] == request.node.callspec.params["cold_and_warm"]
+    assert "pandas" in preparation["preloaded"]
     assert "mlnb.scraps" in preparation["preloaded"]  # what the notebook itself imports
     # the names, the execution count, the history and the directory are a fresh kernel's
     assert changed_scraps(cold, warm) == ["pandas_loaded"]
@@ -64,10 +73,11 @@ def test_a_preload_module_that_does_not_import_is_one_warning_and_the_pool_goes_
     assert len(lines) == 1 and "does not import" in lines[0] and "ModuleNotFoundError" in lines[0]
 
 
-def test_a_kernel_that_died_while_it_waited_is_replaced(tmp_path, caplog):
+@pytest.mark.parametrize("mode", ["warm", "forked"])
+def test_a_kernel_that_died_while_it_waited_is_replaced(tmp_path, caplog, mode):
     caplog.set_level(logging.WARNING, logger="mlnb.kernels")
     tpl = find_template(NAMESPACE)
-    with KernelPool(size=1) as pool:
+    with KernelPool(size=1, fork=mode == "forked") as pool:
         pool.warm(tpl)
         (waiting,) = [f for q in pool._waiting.values() for f in q]
         kernel = waiting.result(timeout=120)
@@ -77,7 +87,7 @@ def test_a_kernel_that_died_while_it_waited_is_replaced(tmp_path, caplog):
             time.sleep(0.1)
         run = run_template(NAMESPACE, {}, tmp_path / "store", kernels=pool)
     assert run.succeeded, run.record["error"]
-    assert run.record["environment"]["kernel_preparation"]["mode"] == "warm"
+    assert run.record["environment"]["kernel_preparation"]["mode"] == mode
     assert any("died while it waited" in r.getMessage() for r in caplog.records)
 
 
@@ -92,7 +102,8 @@ def test_the_pool_holds_no_more_kernels_than_its_size():
 def test_the_preload_of_a_template_is_what_its_code_cells_import():
     modules, maybe = template_imports(find_template("drift").path)
     assert {"pandas", "matplotlib.pyplot", "mlnb"} <= set(modules)
-    assert "mlnb.drift" in maybe  # from mlnb import drift: a module, imported if it is one
+    assert "mlnb.scraps.glue" in maybe  # from mlnb.scraps import glue: imported if it is a module
+    assert "mlnb.drift" in modules  # what its library calls import lazily, from the template's metadata
     # what a library call imports lazily is declared in the template's metadata
     assert "skops.io" in template_imports(find_template("evaluate").path)[0]
     assert "skops.io" not in modules
@@ -184,3 +195,93 @@ def test_a_temp_directory_too_deep_for_a_socket_path_still_starts_kernels(tmp_pa
     assert len(used) == 3 and all(p.parent == Path("/tmp") for p in used), used
     assert not any(p.exists() for p in used), "a kernel's socket directory in /tmp was left behind"
     assert not list(deep.glob("mlnb-kernel-*")), "the deep directory was tried but not cleaned"
+
+
+_RANDOM = "import os, numpy as np\nprint(os.getppid(), np.random.randint(1 << 62), flush=True)"
+
+
+def _ask(kernel, code: str) -> str:
+    out = []
+    kc = kernel.km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")))
+    finally:
+        kc.stop_channels()
+    return "".join(out).strip()
+
+
+def test_forked_kernels_are_children_of_the_fork_server_and_share_no_random_numbers():
+    tpl = find_template(NAMESPACE)
+    with KernelPool(preload=("numpy",), size=2) as pool:
+        pool.warm(tpl, n=2)
+        kernels = [pool.acquire(tpl), pool.acquire(tpl)]
+        try:
+            answers = [_ask(k, _RANDOM).split() for k in kernels]
+            server = pool.forkserver._process.pid
+        finally:
+            for k in kernels:
+                k.shutdown()
+    assert all(k.forked and "numpy" in k.preloaded for k in kernels)
+    assert [int(parent) for parent, _ in answers] == [server, server]  # forked there, not started here
+    assert answers[0][1] != answers[1][1]  # numpy's global random state was reseeded in each
+
+
+def test_closing_a_pool_stops_its_fork_server():
+    tpl = find_template(NAMESPACE)
+    with KernelPool(size=1) as pool:
+        pool.acquire(tpl).shutdown()
+        server = pool.forkserver._process
+    server.wait(timeout=30)  # it had no kernel left, so it ended when its requests did
+
+
+# A host that makes a forked kernel and dies without shutting it down.
+_DIE = """
+import os, sys
+from mlnb.execute import find_template
+from mlnb.kernels import KernelPool
+pool = KernelPool(size=1)
+kernel = pool.acquire(find_template(sys.argv[1]))
+print(kernel.km.provisioner.pid, flush=True)
+os._exit(0)
+"""
+
+
+def test_the_kernels_of_a_host_that_died_are_killed(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import default_signals
+
+    done = subprocess.run([sys.executable, "-c", _DIE, str(NAMESPACE)], capture_output=True, text=True,
+                          preexec_fn=default_signals, timeout=180)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[-1])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"kernel {pid} outlived the process that started it")
+
+
+def test_only_kernels_of_this_interpreter_are_forked():
+    import sys
+    from types import SimpleNamespace
+
+    from mlnb.forkserver import ForkServer, launcher_prefix
+
+    argv = [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert launcher_prefix(argv) == (sys.executable, "-Xfrozen_modules=off")
+    assert launcher_prefix(["julia", "-i", "kernel.jl", "{connection_file}"]) is None
+    server = ForkServer()
+    other = "/nonexistent/python3"
+    assert not server.serves(SimpleNamespace(argv=[other, "-m", "ipykernel_launcher", "-f", "x"], language="python"))
+    assert not server.serves(SimpleNamespace(argv=["R", "-m", "ipykernel_launcher"], language="R"))
+    assert server.serves(SimpleNamespace(argv=argv, language="python"))
+    # the first spec served fixes the interpreter's options: other options are not the server's
+    assert not server.serves(SimpleNamespace(argv=[sys.executable, *argv[2:]], language="python"))

@@ -201,8 +201,11 @@ class TestSequentialBackend(AbstractSweepBackendTests):
         lines = [ln for ln in result.stderr.splitlines() if ln.startswith("[")]
         assert len(lines) == 4 and lines[-1].startswith("[4/4]") and lines[-1].endswith("(2 failed)")
         assert cli("runs", "verify", "--store", str(store_path)).returncode == 0
-        # every point's kernel was started ahead, while the point before it ran
-        assert {store.get(c["id"]).record["environment"]["kernel_preparation"]["mode"] for c in children} == {"warm"}
+        # every point's kernel was started ahead, while the point before it ran (forked where it can be)
+        from mlnb.forkserver import available
+
+        modes = {store.get(c["id"]).record["environment"]["kernel_preparation"]["mode"] for c in children}
+        assert modes == {"forked" if available() else "warm"}
 
     def test_a_cold_sweep_starts_every_kernel_from_nothing(self, tmp_path, cli):
         store_path = tmp_path / "store"

@@ -156,6 +156,7 @@ class KernelsConfig(_Section):
     warm: bool = True  # false: every run's kernel starts from nothing, as with --cold
     preload: list[str] | None = None  # None: mlnb.kernels.DEFAULT_PRELOAD
     pool_size: int | None = Field(None, ge=1, description="kernels held ready (default: the cores)")
+    fork: bool = True  # false: each warm kernel imports its modules itself, not forked from one that did
 
     @field_validator("preload")
     @classmethod
