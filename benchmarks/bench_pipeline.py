@@ -1,13 +1,15 @@
-"""Pipeline wall times with warm kernels against ``--cold``, each a fresh ``mlnb`` process.
+"""Pipeline wall times with forked and warm kernels against ``--cold``, each a fresh ``mlnb`` process.
 
-On a fresh copy of the example project (``mlnb init``) this times, interleaved warm and cold:
+On a fresh copy of the example project (``mlnb init``) this times, interleaved forked (the
+default: kernels forked from one process that did the imports), warm (``kernels: {fork:
+false}``: each kernel started ahead does its own imports) and cold (``--cold``):
 
 * one ``mlnb pipeline run`` with a retrain (batch 2013-q2 after a first model from 2013-q1);
 * ``mlnb demo`` (three batches);
 * ``mlnb pipeline run --backfill 'data/batches/*.csv'`` over the 12 example batches
   (``--backfill-repeat 0`` leaves it out: it takes minutes);
 
-and prints medians, and where one warm pipeline run's time goes (from its records: the host
+and prints medians, and where one forked pipeline run's time goes (from its records: the host
 before the first step, each step's kernel and imports, the rest of its cells, and what the
 host does after the notebook: scraps, HTML, hashes, commit, index).
 
@@ -42,12 +44,18 @@ def sh(args: list[str], cwd: Path) -> float:
     return elapsed
 
 
-def project(work: Path, name: str, bootstrapped: Path | None = None) -> Path:
+#: mode: (the command's flags, what mlnb.yaml gets appended)
+MODES = {"forked": ([], ""), "warm": ([], "kernels:\n  fork: false\n"), "cold": (["--cold"], "")}
+
+
+def project(work: Path, name: str, bootstrapped: Path | None = None, mode: str = "forked") -> Path:
     root = work / name
     if bootstrapped is not None:
         shutil.copytree(bootstrapped, root)
     else:
         sh([MLNB, "init", str(root)], work)
+    with open(root / "mlnb.yaml", "a") as f:
+        f.write(MODES[mode][1])
     return root
 
 
@@ -92,33 +100,35 @@ def main() -> None:
 
     times: dict[str, list[float]] = {}
     for i in range(args.repeat):
-        for mode, flags in (("warm", []), ("cold", ["--cold"])):
-            root = project(work, f"retrain-{mode}-{i}", bootstrapped=base)
+        for mode, (flags, _) in MODES.items():
+            root = project(work, f"retrain-{mode}-{i}", bootstrapped=base, mode=mode)
             times.setdefault(f"pipeline run with a retrain, {mode}", []).append(
                 sh([MLNB, "pipeline", "run", "--current", "data/batches/2013-q2.csv", "-q", *flags], root))
-    last_warm = work / f"retrain-warm-{args.repeat - 1}"
+    last = work / f"retrain-forked-{args.repeat - 1}"
     for i in range(args.demo_repeat):
-        for mode, flags in (("warm", []), ("cold", ["--cold"])):
-            root = project(work, f"demo-{mode}-{i}")
+        for mode, (flags, _) in MODES.items():
+            root = project(work, f"demo-{mode}-{i}", mode=mode)
             times.setdefault(f"mlnb demo (3 batches), {mode}", []).append(sh([MLNB, "demo", *flags], root))
     for i in range(args.backfill_repeat):
-        for mode, flags in (("warm", []), ("cold", ["--cold"])):
-            root = project(work, f"backfill-{mode}-{i}")
+        for mode, (flags, _) in MODES.items():
+            root = project(work, f"backfill-{mode}-{i}", mode=mode)
             times.setdefault(f"backfill of 12 batches, {mode}", []).append(
                 sh([MLNB, "pipeline", "run", "--backfill", "data/batches/*.csv", "-q", *flags], root))
 
     print(f"example project, fresh processes, medians (repeats: {args.repeat} / {args.demo_repeat} / "
-          f"{args.backfill_repeat}), interleaved warm and cold")
+          f"{args.backfill_repeat}), interleaved forked, warm and cold")
     print(f"{'measure':<44} {'median s':>9} {'min s':>7} {'max s':>7}")
     for name, values in times.items():
         print(f"{name:<44} {statistics.median(values):>9.1f} {min(values):>7.1f} {max(values):>7.1f}")
     for kind in ("pipeline run with a retrain", "mlnb demo (3 batches)", "backfill of 12 batches"):
-        warm, cold = times.get(f"{kind}, warm"), times.get(f"{kind}, cold")
-        if warm and cold:
-            print(f"{kind}: warm ÷ cold = {statistics.median(warm) / statistics.median(cold):.2f}")
+        cold = times.get(f"{kind}, cold")
+        for mode in ("forked", "warm"):
+            some = times.get(f"{kind}, {mode}")
+            if some and cold:
+                print(f"{kind}: {mode} ÷ cold = {statistics.median(some) / statistics.median(cold):.2f}")
 
-    print("\nwhere one warm pipeline run with a retrain spends its time (seconds; concurrent steps overlap):")
-    for name, seconds in breakdown(last_warm):
+    print("\nwhere one forked pipeline run with a retrain spends its time (seconds; concurrent steps overlap):")
+    for name, seconds in breakdown(last):
         print(f"  {name:<72} {seconds:>6.2f}")
     shutil.rmtree(work, ignore_errors=True)
 
