@@ -58,7 +58,7 @@ _HEAD = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS ledger (
-    seq BIGINT PRIMARY KEY,
+    seq {seq} PRIMARY KEY,
     hash TEXT NOT NULL,
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -77,8 +77,14 @@ class HeadError(MlnbError, ValueError):
 
 
 def table_sql(database) -> str:
-    """DDL of the index's mirror of the ledger, append-only (idempotent)."""
-    return _TABLE + database.append_only("ledger", _APPEND_ONLY)
+    """DDL of the index's mirror of the ledger, append-only (idempotent).
+
+    In SQLite ``seq`` is the row's own key (``INTEGER PRIMARY KEY``), so that an entry
+    writes one B-tree, not the table and an index of ``seq`` beside it; a mirror made
+    before keeps its ``BIGINT`` key and an index, and reads the same.
+    """
+    seq = "INTEGER" if database.dialect == "sqlite" else "BIGINT"
+    return _TABLE.format(seq=seq) + database.append_only("ledger", _APPEND_ONLY)
 
 
 def file_name(seq: int) -> str:
