@@ -102,8 +102,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(change: dict) -> str:
@@ -283,7 +286,7 @@ def make_entry(head: Head, kind: str, subject: str, change: dict, signer: Signer
              "subject": subject, "change": change, "digest": digest(change)}
     if signer is not None:
         entry["key"] = signer.fingerprint
-    entry["hash"] = entry_hash(entry)
+    entry["hash"] = hashlib.sha256(_canonical(entry)).hexdigest()  # entry_hash: no hash or signature yet
     if signer is not None:
         entry["signature"] = signer.sign(entry["hash"])
     return entry
@@ -291,7 +294,7 @@ def make_entry(head: Head, kind: str, subject: str, change: dict, signer: Signer
 
 def encode(entry: dict) -> bytes:
     """An entry as its file holds it: canonical JSON and a newline."""
-    return _canonical(entry) + b"\n"
+    return (_CANONICAL.encode(entry) + "\n").encode()
 
 
 def decode(data: bytes) -> dict | None:
