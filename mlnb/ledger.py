@@ -58,7 +58,7 @@ _HEAD = re.compile(r"^(\d+):([0-9a-f]{64})$")
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS ledger (
-    seq BIGINT PRIMARY KEY,
+    seq {seq} PRIMARY KEY,
     hash TEXT NOT NULL,
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -77,8 +77,14 @@ class HeadError(MlnbError, ValueError):
 
 
 def table_sql(database) -> str:
-    """DDL of the index's mirror of the ledger, append-only (idempotent)."""
-    return _TABLE + database.append_only("ledger", _APPEND_ONLY)
+    """DDL of the index's mirror of the ledger, append-only (idempotent).
+
+    In SQLite ``seq`` is the row's own key (``INTEGER PRIMARY KEY``), so that an entry
+    writes one B-tree, not the table and an index of ``seq`` beside it; a mirror made
+    before keeps its ``BIGINT`` key and an index, and reads the same.
+    """
+    seq = "INTEGER" if database.dialect == "sqlite" else "BIGINT"
+    return _TABLE.format(seq=seq) + database.append_only("ledger", _APPEND_ONLY)
 
 
 def file_name(seq: int) -> str:
@@ -96,8 +102,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(change: dict) -> str:
@@ -277,7 +286,7 @@ def make_entry(head: Head, kind: str, subject: str, change: dict, signer: Signer
              "subject": subject, "change": change, "digest": digest(change)}
     if signer is not None:
         entry["key"] = signer.fingerprint
-    entry["hash"] = entry_hash(entry)
+    entry["hash"] = hashlib.sha256(_canonical(entry)).hexdigest()  # entry_hash: no hash or signature yet
     if signer is not None:
         entry["signature"] = signer.sign(entry["hash"])
     return entry
@@ -285,7 +294,7 @@ def make_entry(head: Head, kind: str, subject: str, change: dict, signer: Signer
 
 def encode(entry: dict) -> bytes:
     """An entry as its file holds it: canonical JSON and a newline."""
-    return _canonical(entry) + b"\n"
+    return (_CANONICAL.encode(entry) + "\n").encode()
 
 
 def decode(data: bytes) -> dict | None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mlnb import records
+from mlnb import audit, ledger, records
 from mlnb.exceptions import RunNotFound, StoreError
 from mlnb.store import STAGING, LocalStore, Store, as_store, new_run_id
 
@@ -261,6 +261,62 @@ class TestLocalStore(AbstractStoreTests):
 
     def remove_ledger_entry(self, store, seq):
         (store.path / "ledger" / f"{seq:012d}.json").unlink()
+
+
+def _died_before_its_transaction_committed(store, monkeypatch, placed: bool):
+    """Commit one run as a writer that died after writing its ledger entry's file (and, if
+    ``placed``, renaming the run into place) but before its transaction committed."""
+    def commit(staged, record):
+        entry = ledger.make_entry(ledger.current_head(store), *ledger.run_change(record))
+        store.ledger_put(entry["seq"], ledger.encode(entry))
+        records.write_record(staged, record)
+        if placed:
+            os.rename(staged, store.path / record["id"])
+        return entry
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "commit", commit)
+        return commit_run(store)
+
+
+def test_the_entry_of_a_writer_that_died_after_placing_its_run_is_taken_over(tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs")
+    first = commit_run(store)
+    left = _died_before_its_transaction_committed(store, monkeypatch, placed=True)
+    assert ledger.current_head(store).count == 1  # the mirror never had it
+    last = commit_run(store)
+    entries = [ledger.decode(data) for _, data in sorted(store.ledger_files().items())]
+    assert [e["subject"] for e in entries] == [first.id, left["subject"], last.id]
+    assert entries[1] == left and entries[2]["prev"] == left["hash"]
+    report = audit.verify_store(store)
+    assert report.problems == [] and report.head.count == 3
+
+
+def test_the_entry_of_a_writer_that_died_before_placing_its_run_is_written_over(tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs")
+    first = commit_run(store)
+    left = _died_before_its_transaction_committed(store, monkeypatch, placed=False)
+    last = commit_run(store)
+    entries = [ledger.decode(data) for _, data in sorted(store.ledger_files().items())]
+    assert [e["subject"] for e in entries] == [first.id, last.id] and left["subject"] not in store.run_ids()
+    report = audit.verify_store(store)
+    assert report.problems == [] and report.head.count == 2
+
+
+def test_a_mirror_made_with_a_bigint_key_is_written_and_verified_as_before(tmp_path):
+    store = Store(tmp_path / "runs")
+    store.path.mkdir()
+    db = sqlite3.connect(store.path / "mlnb.sqlite", isolation_level=None)  # the mirror as stores had it first
+    db.execute("CREATE TABLE ledger (seq BIGINT PRIMARY KEY, hash TEXT NOT NULL, kind TEXT NOT NULL, "
+               "subject TEXT NOT NULL, entry TEXT NOT NULL)")
+    db.close()
+    ids = [commit_run(store, started=T0 + timedelta(minutes=i)).id for i in range(3)]
+    assert [e["subject"] for e in (ledger.decode(d) for _, d in sorted(store.ledger_files().items()))] == ids
+    report = audit.verify_store(store)
+    assert report.problems == [] and report.head == ledger.current_head(store) and report.head.count == 3
+    db = sqlite3.connect(store.path / "mlnb.sqlite")
+    assert "BIGINT" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger'").fetchone()[0]
+    db.close()
 
 
 def test_a_store_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
