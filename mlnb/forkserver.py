@@ -51,8 +51,9 @@ START_TIMEOUT = 300  # seconds: the server's first imports, on a loaded machine
 
 
 def available() -> bool:
-    """Whether kernels can be forked here (a POSIX system with ``os.fork``)."""
-    return os.name == "posix" and hasattr(os, "fork")
+    """Whether kernels are forked here: on Linux (macOS's system libraries are not safe to
+    fork once loaded, which is why CPython spawns there)."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 class ForkServerError(RuntimeError):
@@ -110,7 +111,7 @@ class ForkServer:
             else:
                 why = "no reply" if ready else f"no reply in {timeout:.0f} s"
             if not line:
-                self._stop(process)
+                self._stop(process, kill=True)
                 raise ForkServerError(f"the kernel fork server stopped ({why})")
         reply = json.loads(line)
         if "error" in reply:
@@ -140,9 +141,13 @@ class ForkServer:
         reply = self._ask({"op": "fork", "argv": argv, "env": env, "cwd": cwd}, START_TIMEOUT)
         return int(reply["pid"]), list(reply["loaded"])
 
-    @staticmethod
-    def _stop(process: subprocess.Popen) -> None:
-        """End the server's requests; it exits once the kernels it forked have (reaped here)."""
+    def _stop(self, process: subprocess.Popen, kill: bool = False) -> None:
+        """End the server's requests; it exits once the kernels it forked have (reaped here).
+        ``kill``: a server that failed a request is killed, and the next request starts another."""
+        if kill:
+            process.kill()
+            if self._process is process:
+                self._process = None
         for pipe in (process.stdin, process.stdout):
             try:
                 pipe.close()
@@ -282,6 +287,16 @@ def _shadowed(name: str, cwd: str | None) -> bool:
     return any(os.path.exists(os.path.join(cwd, p)) for p in (top + ".py", top, top + ".pyc"))
 
 
+def _differs_in(cwd: str, loaded: dict) -> str | None:
+    """Why a kernel in ``cwd`` would not get what a kernel started there imports: a file
+    there shadows a module the server imported, or configures one at import (matplotlibrc)."""
+    if os.path.exists(os.path.join(cwd, "matplotlibrc")) and "matplotlib" in sys.modules:
+        return f"{cwd} has a matplotlibrc, read when matplotlib is imported"
+    tops = dict.fromkeys(name.split(".")[0] for name in [*loaded, *KERNEL_MODULES])
+    shadowing = [top for top in tops if _shadowed(top, cwd)]
+    return f"{cwd} holds {shadowing[0]!r}, which the server imported from elsewhere" if shadowing else None
+
+
 def _load(modules: list[str], optional: list[str], cwd: str | None) -> dict:
     import importlib
     import importlib.util
@@ -317,11 +332,12 @@ def _child(argv: list[str], env: dict[str, str], cwd: str, keep: tuple[int, ...]
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
-        os.environ["JPY_PARENT_PID"] = str(os.getppid())  # the kernel ends when the server does
         if "numpy.random" in sys.modules:
             sys.modules["numpy.random"].seed()
         import ipykernel_launcher
 
+        # the kernel ends when the server does (IPKernelApp read JPY_PARENT_PID when imported here)
+        argv = [*argv, f"--IPKernelApp.parent_handle={os.getppid()}"]
         sys.argv = [ipykernel_launcher.__file__, *argv]
         from ipykernel.kernelapp import IPKernelApp
 
@@ -361,6 +377,8 @@ def serve() -> None:
             if request["op"] == "load":
                 reply = _load(request["modules"], request.get("optional", []), request.get("cwd"))
                 loaded.update(dict.fromkeys(reply["done"]))
+            elif request["op"] == "fork" and (why := _differs_in(request["cwd"], loaded)):
+                reply = {"error": f"not forked: {why}"}
             elif request["op"] == "fork":
                 pid = os.fork()
                 if pid == 0:

@@ -279,15 +279,26 @@ def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[s
     Raises:
         RuntimeError: the kernel died while starting or warming (it is shut down).
     """
+    from mlnb.forkserver import ForkServerError
+
     km = _kernel_manager_class()(kernel_name=kernel_name)
     forked = forkserver is not None and forkserver.serves(km.kernel_spec)
-    if forked:
-        forkserver.load(preload, optional, str(cwd))
-        km.forkserver = forkserver
     args = list(KERNEL_ARGUMENTS)
     if getattr(km, "ipykernel", False):
         args.append("--HistoryManager.hist_file=:memory:")  # as nbclient starts its kernels
-    km.start_kernel(extra_arguments=args, cwd=str(cwd))
+    if forked:
+        try:
+            forkserver.load(preload, optional, str(cwd))
+            km.forkserver = forkserver
+            km.start_kernel(extra_arguments=args, cwd=str(cwd))
+        except ForkServerError as exc:  # a warm kernel instead, started as any other
+            log.info("kernel not forked (%s): starting it warm", exc)
+            with contextlib.suppress(Exception):
+                km.cleanup_resources()  # the connection file and socket directory it made
+            km = _kernel_manager_class()(kernel_name=kernel_name)
+            forked = False
+    if not forked:
+        km.start_kernel(extra_arguments=args, cwd=str(cwd))
     kernel = WarmKernel(km=km, kernel_name=kernel_name, cwd=str(cwd), preloaded=[], forked=forked)
     try:
         kc = km.client()

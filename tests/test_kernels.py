@@ -214,7 +214,7 @@ def _ask(kernel, code: str) -> str:
 
 def test_forked_kernels_are_children_of_the_fork_server_and_share_no_random_numbers():
     tpl = find_template(NAMESPACE)
-    with KernelPool(preload=("numpy",), size=2) as pool:
+    with KernelPool(preload=("numpy.random",), size=2) as pool:  # imported in the server, before the fork
         pool.warm(tpl, n=2)
         kernels = [pool.acquire(tpl), pool.acquire(tpl)]
         try:
@@ -223,7 +223,7 @@ def test_forked_kernels_are_children_of_the_fork_server_and_share_no_random_numb
         finally:
             for k in kernels:
                 k.shutdown()
-    assert all(k.forked and "numpy" in k.preloaded for k in kernels)
+    assert all(k.forked and "numpy.random" in k.preloaded for k in kernels)
     assert [int(parent) for parent, _ in answers] == [server, server]  # forked there, not started here
     assert answers[0][1] != answers[1][1]  # numpy's global random state was reseeded in each
 
@@ -285,3 +285,44 @@ def test_only_kernels_of_this_interpreter_are_forked():
     assert server.serves(SimpleNamespace(argv=argv, language="python"))
     # the first spec served fixes the interpreter's options: other options are not the server's
     assert not server.serves(SimpleNamespace(argv=[sys.executable, *argv[2:]], language="python"))
+
+
+def test_a_kernel_is_started_warm_where_its_directory_would_change_what_the_server_imported(tmp_path, caplog):
+    """A file in the template's directory that shadows a module the server imported (or a
+    matplotlibrc, read when matplotlib is imported) would give a forked kernel other modules
+    than a kernel started there: that kernel is started warm instead."""
+    import shutil
+
+    caplog.set_level(logging.INFO, logger="mlnb.kernels")
+    shutil.copy(NAMESPACE, tmp_path / NAMESPACE.name)
+    (tmp_path / "pandas.py").write_text("SHADOW = True\n")
+    with KernelPool(preload=("pandas",), size=1) as pool:
+        pool.acquire(find_template(NOTEBOOKS / "cpu_work.ipynb")).shutdown()  # the server has pandas
+        run = run_template(tmp_path / NAMESPACE.name, {}, tmp_path / "store", kernels=pool)
+    assert run.succeeded, run.record["error"]
+    assert run.record["environment"]["kernel_preparation"]["mode"] == "warm"
+    assert any("not forked" in r.getMessage() and "pandas" in r.getMessage() for r in caplog.records)
+
+
+def test_a_forked_kernel_watches_the_fork_server_and_can_be_interrupted():
+    tpl = find_template(NAMESPACE)
+    with KernelPool(size=1) as pool:
+        kernel = pool.acquire(tpl)
+        try:
+            handle = _ask(kernel, "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().parent_handle)")
+            assert int(handle) == pool.forkserver._process.pid
+            kc = kernel.km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=60)
+                msg_id = kc.execute("import time\ntime.sleep(60)")
+                time.sleep(1)
+                kernel.km.interrupt_kernel()
+                reply = kc.get_shell_msg(timeout=30)
+                assert reply["parent_header"]["msg_id"] == msg_id
+                assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+            finally:
+                kc.stop_channels()
+            assert _ask(kernel, "print(6 * 7)") == "42"  # and it goes on
+        finally:
+            kernel.shutdown()
