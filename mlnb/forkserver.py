@@ -22,7 +22,7 @@ What differs from a kernel started from nothing, on purpose:
   standard library's ``random`` reseeds itself), so kernels do not share random numbers;
 - string hashing shares the server's seed (``PYTHONHASHSEED``) across its kernels.
 
-POSIX only (``os.fork``); elsewhere :func:`available` is False and pools use warm kernels.
+Linux only (``os.fork``, pidfds); elsewhere :func:`available` is False and pools use warm kernels.
 """
 
 from __future__ import annotations
