@@ -203,11 +203,11 @@ def _kernel_manager_class():
         """A kernel manager that remembers the clients made for it (nbclient makes one and,
         not owning the kernel, leaves it open), so that shutting down closes them too."""
 
-        forkserver = None  # a ForkServer: the kernel is forked from it when it serves the kernel spec
+        forkserver = None  # a ForkServer that serves the kernel spec (start_warm_kernel checked): fork from it
         forked_with = None  # then: the modules the server had imported when it forked this kernel
 
         async def _async_pre_start_kernel(self, **kw: Any):
-            if self.forkserver is not None and self.provisioner is None and self.forkserver.serves(self.kernel_spec):
+            if self.forkserver is not None and self.provisioner is None:
                 import uuid
 
                 from mlnb.forkserver import provisioner_class
