@@ -13,13 +13,16 @@ A committed run, a registered version, a tag and an alias move each append an en
 the last entry) seals the whole history. With ``MLNB_SIGNING_KEY`` (an ed25519 private key,
 PEM) each entry also carries the key's fingerprint and a signature over its hash.
 
-Entries live in the store, one file (or object) each under ``ledger/`` beside the runs, and
+Entries live in the store under ``ledger/`` beside the runs — in a local store as the lines of
+segment files of :data:`SEGMENT` entries each (``000000000001.jsonl``, ``000000000257.jsonl``,
+…; a full segment is made read-only), in a team store as one object each
+(``000000000001.json``, …; an object store cannot append) — and
 are mirrored in the index (table ``ledger``), written in the same transaction as the change
 they record: a writer takes the ledger lock (SQLite's write transaction, a PostgreSQL
-advisory lock), reads the head from the mirror, inserts the entry's row, and writes its
-file just before the transaction commits. A file beyond the mirror's head is what a writer
-that died between the two left: the next writer takes it over when its change is there
-(a local run renamed into place), else writes its own entry over it.
+advisory lock), reads the head from the mirror, inserts the entry's row, and writes the
+entry to the store just before the transaction commits. An entry beyond the mirror's head
+is what a writer that died between the two left: the next writer takes it over when its
+change is there (a local run renamed into place), else writes its own entry over it.
 
 A store written before the ledger existed gets one at its first change (or ``mlnb store
 init``): a ``start`` entry that counts what was there, then an entry for each run, version,
@@ -85,6 +88,45 @@ def table_sql(database) -> str:
     """
     seq = "INTEGER" if database.dialect == "sqlite" else "BIGINT"
     return _TABLE.format(seq=seq) + database.append_only("ledger", _APPEND_ONLY)
+
+
+#: how many entries one segment file of a local store's ledger holds, a line each: appending
+#: a line to a file costs a commit less than creating a file per entry (benchmarks/README.md)
+SEGMENT = 256
+
+
+def segment_name(first: int) -> str:
+    """The name of the segment file whose first line is entry ``first``."""
+    return f"{first:012d}.jsonl"
+
+
+def segment_of(seq: int) -> tuple[str, int]:
+    """The name of the segment file that holds entry ``seq``, and the entry's line in it (from 0)."""
+    line = (seq - 1) % SEGMENT
+    return segment_name(seq - line), line
+
+
+def segment_start(name: str) -> int | None:
+    """The first entry a segment file's name gives, or None for a name that is not one."""
+    stem = name[:-6] if name.endswith(".jsonl") else ""
+    return int(stem) if stem.isdigit() and len(stem) == 12 and int(stem) % SEGMENT == 1 else None
+
+
+def lines(data: bytes) -> list[bytes]:
+    """A segment's entries, each with its newline; a last line without one (what a writer that
+    died mid-write left) as it is."""
+    parts = data.split(b"\n")
+    last = parts.pop()
+    out = [part + b"\n" for part in parts]
+    if last:
+        out.append(last)
+    return out
+
+
+def is_entry(line: bytes, seq: int) -> bool:
+    """Whether a line of a segment is, by its canonical form, entry ``seq`` (a quick check of
+    the top-level keys ``schema`` and ``seq``, which sort next to each other; not a proof)."""
+    return line.startswith(b"{") and b'"schema":"%s","seq":%d,' % (SCHEMA.encode(), seq) in line
 
 
 def file_name(seq: int) -> str:
@@ -282,14 +324,29 @@ def keygen(private_path: str | os.PathLike) -> tuple[Path, Path, str]:
 def make_entry(head: Head, kind: str, subject: str, change: dict, signer: Signer | None = None,
                at: str | None = None) -> dict:
     """The entry that follows ``head`` and records ``change`` (pure, but for the signature)."""
+    return _made(head, kind, subject, change, signer, at)[0]
+
+
+def _made(head: Head, kind: str, subject: str, change: dict, signer: Signer | None = None,
+          at: str | None = None) -> tuple[dict, bytes]:
+    """:func:`make_entry` and the entry's :func:`encode`, which is the canonical JSON its hash
+    is taken over with ``hash`` (and ``signature``) put in their sorted places: one encoding."""
     entry = {"schema": SCHEMA, "seq": head.count + 1, "prev": head.hash, "at": at or _now(), "kind": kind,
              "subject": subject, "change": change, "digest": digest(change)}
     if signer is not None:
         entry["key"] = signer.fingerprint
-    entry["hash"] = hashlib.sha256(_canonical(entry)).hexdigest()  # entry_hash: no hash or signature yet
+    text = _CANONICAL.encode(entry)
+    entry["hash"] = hashlib.sha256(text.encode()).hexdigest()  # entry_hash: no hash or signature yet
+    # "hash" sorts right after "digest", "signature" right before "subject" (the last key);
+    # both are found from the end, past any key of the same name inside "change"
+    after_digest = f'"digest":"{entry["digest"]}",'
+    at_hash = text.rindex(after_digest) + len(after_digest)
+    text = f'{text[:at_hash]}"hash":"{entry["hash"]}",{text[at_hash:]}'
     if signer is not None:
         entry["signature"] = signer.sign(entry["hash"])
-    return entry
+        at_signature = text.rindex(',"subject":') + 1
+        text = f'{text[:at_signature]}"signature":"{entry["signature"]}",{text[at_signature:]}'
+    return entry, (text + "\n").encode()
 
 
 def encode(entry: dict) -> bytes:
@@ -341,8 +398,7 @@ def current_head(store: "Store") -> Head:
 
 def _insert(store: "Store", db: "Connection", at: Head, kind: str, subject: str, change: dict,
             write: bool = True) -> tuple[dict, bytes]:
-    entry = make_entry(at, kind, subject, change, configured_signer())
-    data = encode(entry)
+    entry, data = _made(at, kind, subject, change, configured_signer())
     db.execute("INSERT INTO ledger (seq, hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
                (entry["seq"], entry["hash"], kind, subject, data.decode()))
     if write:

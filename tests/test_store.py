@@ -260,7 +260,11 @@ class TestLocalStore(AbstractStoreTests):
         shutil.rmtree(store.path / run_id)
 
     def remove_ledger_entry(self, store, seq):
-        (store.path / "ledger" / f"{seq:012d}.json").unlink()
+        name, line = ledger.segment_of(seq)
+        path = store.path / "ledger" / name
+        kept = [entry for i, entry in enumerate(ledger.lines(path.read_bytes())) if i != line]
+        os.chmod(path, 0o644)
+        path.write_bytes(b"".join(kept))
 
 
 def _died_before_its_transaction_committed(store, monkeypatch, placed: bool):
@@ -328,3 +332,95 @@ def test_a_store_on_a_network_file_system_is_refused(tmp_path, monkeypatch):
                                          r"corrupts the index; use a team store \(MLNB_STORE=s3://"):
         commit_run(store)
     assert store.run_ids() == [] and not (tmp_path / "runs" / "mlnb.sqlite").exists()
+
+
+def _segments(store) -> dict[str, tuple[int, int]]:
+    """The ledger's segment files: {name: (entries, permission bits)}."""
+    return {p.name: (len(ledger.lines(p.read_bytes())), stat.S_IMODE(p.stat().st_mode))
+            for p in sorted((store.path / "ledger").glob("*.jsonl"))}
+
+
+def test_entries_are_lines_of_segments_and_a_full_segment_is_made_read_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "SEGMENT", 3)
+    store = Store(tmp_path / "runs")
+    ids = [commit_run(store, started=T0 + timedelta(minutes=i)).id for i in range(7)]
+    assert _segments(store) == {"000000000001.jsonl": (3, 0o444), "000000000004.jsonl": (3, 0o444),
+                                "000000000007.jsonl": (1, 0o644)}
+    assert not list((store.path / "ledger").glob("*.json"))
+    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == ids
+    report = audit.verify_store(store)
+    assert report.problems == [] and report.head == ledger.current_head(store) and report.head.count == 7
+
+
+def test_a_store_with_a_file_per_entry_goes_on_and_moves_to_segments_at_the_next_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "SEGMENT", 3)
+    store = Store(tmp_path / "runs")
+    ids = [commit_run(store, started=T0 + timedelta(minutes=i)).id for i in range(2)]
+    segment = store.path / "ledger" / "000000000001.jsonl"  # the layout of stores written before segments
+    for seq, line in enumerate(ledger.lines(segment.read_bytes()), 1):
+        (store.path / "ledger" / ledger.file_name(seq)).write_bytes(line)
+    segment.unlink()
+    ids += [commit_run(store, started=T0 + timedelta(minutes=i)).id for i in range(2, 5)]
+    assert sorted(p.name for p in (store.path / "ledger").iterdir()) == [
+        "000000000001.json", "000000000002.json", "000000000003.json", "000000000004.jsonl"]
+    assert _segments(store) == {"000000000004.jsonl": (2, 0o644)}
+    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == ids
+    assert audit.verify_store(store).problems == []
+
+
+def test_a_line_a_writer_left_unfinished_is_written_over(tmp_path):
+    store = Store(tmp_path / "runs")
+    first = commit_run(store).id
+    segment = store.path / "ledger" / "000000000001.jsonl"
+    with open(segment, "ab") as f:  # a writer killed in the middle of its line
+        f.write(b'{"at":"2026-')
+    assert audit.verify_store(store).problems  # until the next write, verify names it
+    last = commit_run(store, started=T0 + timedelta(minutes=1)).id
+    assert _segments(store) == {"000000000001.jsonl": (2, 0o644)}
+    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == [first, last]
+    assert audit.verify_store(store).problems == []
+
+
+def test_a_line_added_past_a_full_segment_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "SEGMENT", 2)
+    store = Store(tmp_path / "runs")
+    for i in range(3):
+        commit_run(store, started=T0 + timedelta(minutes=i))
+    segment = store.path / "ledger" / "000000000001.jsonl"
+    os.chmod(segment, 0o644)
+    with open(segment, "ab") as f:
+        f.write(ledger.lines(segment.read_bytes())[0])
+    found = {(p.where, p.what) for p in audit.verify_store(store).problems if p.kind == "ledger"}
+    assert ("entry 3", "holds entry 1: entries out of order") in found
+
+
+def test_a_run_whose_rename_fails_takes_its_entry_back(tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs")
+    first = commit_run(store).id
+    rename = os.rename
+
+    def failing(src, dst):
+        if str(src).startswith(str(store.path / STAGING)):
+            raise OSError(28, "No space left on device")
+        return rename(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", failing)
+        with pytest.raises(StoreError, match="No space left on device"):
+            commit_run(store, started=T0 + timedelta(minutes=1))
+    assert _segments(store) == {"000000000001.jsonl": (1, 0o644)}
+    last = commit_run(store, started=T0 + timedelta(minutes=2)).id
+    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == [first, last]
+    assert audit.verify_store(store).problems == [] and store.run_ids() == sorted([first, last])
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_an_entry_is_written_as_its_canonical_json_whatever_its_change_holds(tmp_path, signed):
+    signer = ledger.Signer(ledger.keygen(tmp_path / "key.pem")[0]) if signed else None
+    head = ledger.Head(4, "a" * 64)
+    for change in ({"id": "x", "record": "b" * 64}, {"digest": "d", "hash": "h", "subject": ',"subject":"x'},
+                   {"name": "é\u2028\n", "nested": {"signature": "s", "seq": 1}}, {}):
+        entry = ledger.make_entry(head, "tag", 'm/1 "quoted"', change, signer)
+        _, data = ledger._made(head, "tag", 'm/1 "quoted"', change, signer, at=entry["at"])
+        assert data == ledger.encode(entry) and ledger.decode(data) == entry
+        assert entry["hash"] == ledger.entry_hash(entry) and ("signature" in entry) is signed

@@ -37,6 +37,34 @@ from mlnb.store.base import RUN_ID, STAGING, Run, Store, index_insert, index_sql
 DATABASE = "mlnb.sqlite"
 
 
+#: bytes read from a segment's end to find its last line (an entry is about 500)
+_TAIL = 16384
+
+
+def _open_segment(path: str) -> int:
+    """A segment file opened for reading and writing, made (with its folder) if missing."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(path))
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # a full segment is read-only; only a dead writer's line is replaced in one
+        os.chmod(path, 0o644)
+        return os.open(path, os.O_RDWR)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    return os.pread(fd, size, 0) if size else b""
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -225,8 +253,7 @@ class LocalStore(Store):
             try:
                 os.rename(staged, target)
             except OSError as exc:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._ledger_path(seq))  # under the lock: the entry is this writer's
+                self._ledger_drop(seq)  # under the lock: the entry is this writer's
                 raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: {exc}") from exc
 
         try:
@@ -244,33 +271,81 @@ class LocalStore(Store):
         return Run(target, record, self)
 
     # -- the ledger's files ----------------------------------------------------------------
+    #
+    # Entry N is line (N - 1) % SEGMENT of segment ``ledger/<first>.jsonl``. A store written
+    # before segments has a file per entry (``<N>.json``): read as ever, and written so while
+    # the segment of the next entry lacks the entries before it, so that such a store moves
+    # to segments at the next segment's start.
 
     ledger_takes_over = True
 
-    def _ledger_path(self, seq: int) -> str:
+    def _ledger_path(self, name: str) -> str:
         from mlnb import ledger
 
-        # a string, not a Path: built twice in every commit, under the lock
-        return os.path.join(self.location, ledger.DIR, ledger.file_name(seq))
+        # a string, not a Path: built in every commit, under the lock
+        return os.path.join(self.location, ledger.DIR, name)
+
+    #: (entry, its segment's size) when ledger_get found the entry's place at the end of its
+    #: segment (size -1: no segment), for the ledger_put of the same entry, under the same lock
+    _ends: tuple[int, int] | None = None
 
     def ledger_files(self) -> dict[int, bytes]:
         from mlnb import ledger
 
-        folder = self.path / ledger.DIR
-        if not folder.is_dir():
+        folder = self._ledger_path("")
+        if not os.path.isdir(folder):
             return {}
-        out = {}
+        files, lines, beyond = {}, {}, {}
         for entry in os.scandir(folder):
-            seq = ledger.seq_of(entry.name)
-            if seq is not None:
+            if (seq := ledger.seq_of(entry.name)) is not None:
                 with open(entry.path, "rb") as f:
-                    out[seq] = f.read()
-        return out
+                    files[seq] = f.read()
+            elif (first := ledger.segment_start(entry.name)) is not None:
+                with open(entry.path, "rb") as f:
+                    for i, line in enumerate(ledger.lines(f.read())):
+                        # a line past a segment's end was added behind the store's back: it
+                        # takes the place it claims, so that verify names it
+                        (beyond if i >= ledger.SEGMENT else lines)[first + i] = line
+        return {**files, **lines, **beyond}
 
     def ledger_get(self, seq: int) -> bytes | None:
-        path = self._ledger_path(seq)
-        # every commit asks for the entry after the head, which is almost never there:
-        # one access() says so without raising; under the lock, nothing writes it meanwhile
+        from mlnb import ledger
+
+        name, line = ledger.segment_of(seq)
+        path = self._ledger_path(name)
+        self._ends = None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._ends = (seq, -1)
+            return self._ledger_file(seq)
+        try:
+            size = os.fstat(fd).st_size
+            if line and size:
+                # every commit asks for the entry after the head, which is almost never there:
+                # the segment's last line (its tail) says so when it is the entry before
+                n = min(size, _TAIL)
+                tail = os.pread(fd, n, size - n)
+                last = tail.rfind(b"\n", 0, n - 1) + 1
+                if tail.endswith(b"\n") and (last or n == size) and ledger.is_entry(tail[last:], seq - 1):
+                    self._ends = (seq, size)
+                    return None
+            held = ledger.lines(_read_all(fd, size))
+        finally:
+            os.close(fd)
+        if line < len(held):
+            return held[line]
+        if line == len(held) and (not held or held[-1].endswith(b"\n")):
+            self._ends = (seq, size)
+            return None
+        return self._ledger_file(seq)
+
+    def _ledger_file(self, seq: int) -> bytes | None:
+        """Entry ``seq``'s own file (stores written before segments)."""
+        from mlnb import ledger
+
+        path = self._ledger_path(ledger.file_name(seq))
+        # one access() says it is not there without raising
         if not os.access(path, os.F_OK):
             return None
         try:
@@ -280,7 +355,40 @@ class LocalStore(Store):
             return None
 
     def ledger_put(self, seq: int, data: bytes) -> None:
-        path = self._ledger_path(seq)
+        """Write entry ``seq`` as its segment's line, and drop what a writer that died left at
+        or after it; as a file of its own while the segment lacks the entries before it."""
+        from mlnb import ledger
+
+        name, line = ledger.segment_of(seq)
+        path = self._ledger_path(name)
+        ends, self._ends = self._ends, None
+        known = ends is not None and ends[0] == seq
+        if line and (ends[1] < 0 if known else not os.access(path, os.F_OK)):
+            self._put_file(seq, data)  # no segment, and it does not start here
+            return
+        fd = _open_segment(path)
+        try:
+            size = os.fstat(fd).st_size
+            if known and max(ends[1], 0) == size:
+                offset = size  # ledger_get found that the segment ends just before the entry
+            else:
+                before = ledger.lines(_read_all(fd, size))[:line]
+                if len(before) < line or (before and not before[-1].endswith(b"\n")):
+                    self._put_file(seq, data)  # the segment lacks the entries before it
+                    return
+                offset = sum(map(len, before))
+            if offset != size:
+                os.ftruncate(fd, offset)
+            _write_all(fd, data, offset)
+        finally:
+            os.close(fd)
+        if line == ledger.SEGMENT - 1:
+            os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+    def _put_file(self, seq: int, data: bytes) -> None:
+        from mlnb import ledger
+
+        path = self._ledger_path(ledger.file_name(seq))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         except FileExistsError:  # what a writer that died left: replaced whole
@@ -290,16 +398,27 @@ class LocalStore(Store):
             os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.replace(tmp, path)
             return
-        except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(os.path.dirname(path))
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data, 0)
         finally:
             os.close(fd)
+
+    def _ledger_drop(self, seq: int) -> None:
+        """Take back entry ``seq``, this writer's own (under the lock), whose change failed."""
+        from mlnb import ledger
+
+        name, line = ledger.segment_of(seq)
+        path = self._ledger_path(name)
+        try:
+            with open(path, "rb") as f:
+                held = ledger.lines(f.read())
+        except FileNotFoundError:
+            held = []
+        if line < len(held):
+            os.truncate(path, sum(map(len, held[:line])))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._ledger_path(ledger.file_name(seq)))
 
     def ledger_adopts(self, entry: dict) -> bool:
         """A run entry whose run was renamed into place before its writer died: taken over."""
