@@ -108,7 +108,8 @@ class S3Server:
     log: Any
 
     @classmethod
-    def start(cls) -> S3Server:
+    def start(cls, env: dict[str, str] | None = None) -> S3Server:
+        """Start a server; ``env``: moto's settings for it (``INITIAL_NO_AUTH_ACTION_COUNT``, …)."""
         try:
             import moto.server  # noqa: F401
         except ImportError:
@@ -120,6 +121,7 @@ class S3Server:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, preexec_fn=_default_signals,
+            env={**os.environ, **(env or {})},
         )
         server = cls(process, f"http://127.0.0.1:{port}", log)
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -213,6 +213,27 @@ def test_bad_team_store_settings_are_one_line_and_write_nothing(cli, team_env, s
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
 
 
+def test_wrong_credentials_are_one_line_that_says_so_and_write_nothing(cli, team_env, tmp_path):
+    import psycopg
+
+    from .servers import S3Server
+
+    checking = S3Server.start(env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})  # a server that checks every signature
+    try:
+        env = {**s3_env(checking.endpoint_url), "AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG0",
+               "AWS_SECRET_ACCESS_KEY": "wrong", "MLNB_DATABASE": team_env["database"],
+               "MLNB_CACHE_DIR": str(tmp_path / "cache")}
+        tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        with psycopg.connect(team_env["database"]) as db:
+            before = db.execute(tables).fetchall()
+        _one_line(cli("store", "init", "--store", "s3://ml-runs/weather", env=env), 2,
+                  "store 's3://ml-runs/weather': access denied (Forbidden); check the credentials")
+        with psycopg.connect(team_env["database"]) as db:
+            assert db.execute(tables).fetchall() == before
+    finally:
+        checking.stop()
+
+
 def test_a_database_of_a_newer_schema_is_refused(team_store):
     with team_store.connect() as db:
         db.execute("UPDATE registry_meta SET value = 'mlnb.index/9' WHERE key = 'index'")

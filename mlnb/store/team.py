@@ -274,8 +274,13 @@ class TeamStore(Store):
 
     def ensure_writable(self) -> None:
         bucket = self.root.split("/", 1)[0]
+        head = getattr(self.fs, "call_s3", None)
         try:
-            exists = self._call(self.fs.exists, bucket)
+            if head is not None:  # s3fs: a HEAD of the bucket tells none (404) from not allowed (403)
+                self._call(head, "head_bucket", Bucket=bucket)
+                exists = True
+            else:
+                exists = self._call(self.fs.exists, bucket)
         except FileNotFoundError:
             exists = False
         if not exists:
