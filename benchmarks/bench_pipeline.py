@@ -14,6 +14,7 @@ before the first step, each step's kernel and imports, the rest of its cells, an
 host does after the notebook: scraps, HTML, hashes, commit, index).
 
 Usage: python benchmarks/bench_pipeline.py [--repeat 3] [--demo-repeat 1] [--backfill-repeat 1]
+    [--modes forked,warm,cold]
 """
 
 from __future__ import annotations
@@ -93,30 +94,35 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--demo-repeat", type=int, default=1)
     ap.add_argument("--backfill-repeat", type=int, default=1)
+    ap.add_argument("--modes", default=",".join(MODES), help="which of forked, warm, cold to time (default all)")
     args = ap.parse_args()
+    wanted = args.modes.split(",")
+    if not set(wanted) <= set(MODES):
+        ap.error(f"--modes {args.modes!r}: give some of {', '.join(MODES)}, separated by commas")
+    modes = {m: MODES[m] for m in wanted}
     work = Path(tempfile.mkdtemp(prefix="mlnb-bench-pipeline-"))
     base = project(work, "base")
     sh([MLNB, "pipeline", "run", "--current", "data/batches/2013-q1.csv", "-q"], base)
 
     times: dict[str, list[float]] = {}
     for i in range(args.repeat):
-        for mode, (flags, _) in MODES.items():
+        for mode, (flags, _) in modes.items():
             root = project(work, f"retrain-{mode}-{i}", bootstrapped=base, mode=mode)
             times.setdefault(f"pipeline run with a retrain, {mode}", []).append(
                 sh([MLNB, "pipeline", "run", "--current", "data/batches/2013-q2.csv", "-q", *flags], root))
-    last = work / f"retrain-forked-{args.repeat - 1}"
+    last = work / f"retrain-{next(iter(modes))}-{args.repeat - 1}"
     for i in range(args.demo_repeat):
-        for mode, (flags, _) in MODES.items():
+        for mode, (flags, _) in modes.items():
             root = project(work, f"demo-{mode}-{i}", mode=mode)
             times.setdefault(f"mlnb demo (3 batches), {mode}", []).append(sh([MLNB, "demo", *flags], root))
     for i in range(args.backfill_repeat):
-        for mode, (flags, _) in MODES.items():
+        for mode, (flags, _) in modes.items():
             root = project(work, f"backfill-{mode}-{i}", mode=mode)
             times.setdefault(f"backfill of 12 batches, {mode}", []).append(
                 sh([MLNB, "pipeline", "run", "--backfill", "data/batches/*.csv", "-q", *flags], root))
 
     print(f"example project, fresh processes, medians (repeats: {args.repeat} / {args.demo_repeat} / "
-          f"{args.backfill_repeat}), interleaved forked, warm and cold")
+          f"{args.backfill_repeat}), interleaved {', '.join(modes)}")
     print(f"{'measure':<44} {'median s':>9} {'min s':>7} {'max s':>7}")
     for name, values in times.items():
         print(f"{name:<44} {statistics.median(values):>9.1f} {min(values):>7.1f} {max(values):>7.1f}")
