@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlnb import records
-from mlnb.database import Connection, Database, decode_json
+from mlnb.database import Connection, Database, decode_json_columns
 from mlnb.exceptions import StoreError
 
 if TYPE_CHECKING:
@@ -412,11 +412,9 @@ class Store(abc.ABC):
         if not details:
             return [dict(zip(keys, row)) for row in rows]
         out = []
-        for row in rows:
+        for row, (parameters, scraps, tags) in zip(rows, decode_json_columns(rows, 7)):
             item = dict(zip(keys, row[:7]))
-            item["parameters"] = decode_json(row[7])
-            item["scraps"] = decode_json(row[8])
-            item["tags"] = decode_json(row[9])
+            item["parameters"], item["scraps"], item["tags"] = parameters, scraps, tags
             out.append(item)
         return out
 
