@@ -126,7 +126,10 @@ def lines(data: bytes) -> list[bytes]:
 def is_entry(line: bytes, seq: int) -> bool:
     """Whether a line of a segment is, by its canonical form, entry ``seq`` (a quick check of
     the top-level keys ``schema`` and ``seq``, which sort next to each other; not a proof)."""
-    return line.startswith(b"{") and b'"schema":"%s","seq":%d,' % (SCHEMA.encode(), seq) in line
+    # the top-level pair is the last one: only "signature" and "subject" (strings) follow it
+    key = b',"schema":"%s","seq":' % SCHEMA.encode()
+    at = line.rfind(key)
+    return line.startswith(b"{") and at >= 0 and line.startswith(b"%d," % seq, at + len(key))
 
 
 def file_name(seq: int) -> str:

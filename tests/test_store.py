@@ -414,6 +414,49 @@ def test_a_run_whose_rename_fails_takes_its_entry_back(tmp_path, monkeypatch):
     assert audit.verify_store(store).problems == [] and store.run_ids() == sorted([first, last])
 
 
+def test_a_run_whose_rename_fails_on_a_segments_last_line_leaves_the_segment_writable(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger, "SEGMENT", 2)
+    store = Store(tmp_path / "runs")
+    first = commit_run(store).id
+    rename = os.rename
+
+    def failing(src, dst):
+        if str(src).startswith(str(store.path / STAGING)):
+            raise OSError(28, "No space left on device")
+        return rename(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", failing)  # entry 2 fills the segment, which is made read-only
+        with pytest.raises(StoreError, match="No space left on device"):
+            commit_run(store, started=T0 + timedelta(minutes=1))
+    assert _segments(store) == {"000000000001.jsonl": (1, 0o644)}  # not full any more: writable again
+    last = commit_run(store, started=T0 + timedelta(minutes=2)).id
+    assert _segments(store) == {"000000000001.jsonl": (2, 0o444)}
+    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == [first, last]
+    assert audit.verify_store(store).problems == []
+
+
+def test_the_entry_file_of_a_dead_writer_of_an_older_mlnb_is_taken_over_after_a_segment(tmp_path, monkeypatch):
+    store = Store(tmp_path / "runs")
+    first = commit_run(store)
+    left = _died_before_its_transaction_committed(store, monkeypatch, placed=True)
+    segment = store.path / "ledger" / "000000000001.jsonl"
+    *kept, line = ledger.lines(segment.read_bytes())  # that writer wrote a file per entry, as mlnb did before segments
+    segment.write_bytes(b"".join(kept))
+    (store.path / "ledger" / ledger.file_name(2)).write_bytes(line)
+    last = commit_run(store, started=T0 + timedelta(minutes=1))
+    entries = [ledger.decode(data) for _, data in sorted(store.ledger_files().items())]
+    assert [e["subject"] for e in entries] == [first.id, left["subject"], last.id]
+    assert audit.verify_store(store).problems == []
+
+
+def test_the_quick_check_of_an_entry_reads_its_own_seq_not_one_nested_in_its_change():
+    head = ledger.Head(11, "a" * 64)
+    nested = {"name": "m", "meta": {"schema": ledger.SCHEMA, "seq": 11, "x": 1}}
+    line = ledger.encode(ledger.make_entry(head, "tag", "m/1", nested))
+    assert ledger.is_entry(line, 12) and not ledger.is_entry(line, 11)
+
+
 @pytest.mark.parametrize("signed", [False, True])
 def test_an_entry_is_written_as_its_canonical_json_whatever_its_change_holds(tmp_path, signed):
     signer = ledger.Signer(ledger.keygen(tmp_path / "key.pem")[0]) if signed else None

@@ -253,7 +253,10 @@ class LocalStore(Store):
             try:
                 os.rename(staged, target)
             except OSError as exc:
-                self._ledger_drop(seq)  # under the lock: the entry is this writer's
+                try:
+                    self._ledger_drop(seq)  # under the lock: the entry is this writer's
+                except OSError as drop:
+                    exc = OSError(exc.errno, f"{exc.strerror}; and its ledger entry could not be taken back: {drop}")
                 raise StoreError(f"cannot commit run {record['id']} to {str(target)!r}: {exc}") from exc
 
         try:
@@ -329,7 +332,7 @@ class LocalStore(Store):
                 last = tail.rfind(b"\n", 0, n - 1) + 1
                 if tail.endswith(b"\n") and (last or n == size) and ledger.is_entry(tail[last:], seq - 1):
                     self._ends = (seq, size)
-                    return None
+                    return self._ledger_file(seq)  # one access(): a file-per-entry writer's entry
             held = ledger.lines(_read_all(fd, size))
         finally:
             os.close(fd)
@@ -337,7 +340,7 @@ class LocalStore(Store):
             return held[line]
         if line == len(held) and (not held or held[-1].endswith(b"\n")):
             self._ends = (seq, size)
-            return None
+            return self._ledger_file(seq)
         return self._ledger_file(seq)
 
     def _ledger_file(self, seq: int) -> bytes | None:
@@ -415,6 +418,8 @@ class LocalStore(Store):
         except FileNotFoundError:
             held = []
         if line < len(held):
+            if line == ledger.SEGMENT - 1:  # ledger_put made the full segment read-only; it is not full now
+                os.chmod(path, 0o644)
             os.truncate(path, sum(map(len, held[:line])))
         else:
             with contextlib.suppress(FileNotFoundError):
