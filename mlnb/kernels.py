@@ -328,15 +328,25 @@ def start_warm_kernel(kernel_name: str, cwd: str | os.PathLike, preload: tuple[s
     return kernel
 
 
+def _import_ahead(forkserver: Any, kernel_name: str, cwd: str, modules: tuple[str, ...], maybe: tuple[str, ...]) -> None:
+    from mlnb.forkserver import ForkServerError
+
+    try:
+        if forkserver.serves(_kernel_manager_class()(kernel_name=kernel_name).kernel_spec):
+            forkserver.load(modules, maybe, cwd)
+    except ForkServerError as exc:  # each kernel then imports what it needs, as it would anyway
+        log.info("the fork server did not import ahead: %s", exc)
+
+
 class KernelPool:
     """Pre-started kernels, each warmed for one template and handed out once.
 
     :meth:`warm` starts kernels for a template ahead of its run (its kernel, its directory,
-    its imports plus ``preload``); :meth:`acquire` returns one of them, or starts one when
-    none is ready or starting, and with ``ahead`` starts the next one for the same template
-    behind it (a sweep's pattern: each worker runs one template many times). ``size`` bounds
-    the kernels the pool holds (starting or ready, not those handed out) and defaults to the
-    machine's cores.
+    its imports plus ``preload``), or, while the pool is full, as soon as a kernel leaves it;
+    :meth:`acquire` returns one of them, or starts one when none is ready or starting, and
+    with ``ahead`` starts the next one for the same template behind it (a sweep's pattern:
+    each worker runs one template many times). ``size`` bounds the kernels the pool holds
+    (starting or ready, not those handed out) and defaults to the machine's cores.
 
     Use as a context manager: leaving it shuts down every kernel it still holds.
     """
@@ -355,6 +365,7 @@ class KernelPool:
             raise ValueError(f"size {self.size}: a kernel pool holds at least one kernel")
         self._lock = threading.Lock()
         self._waiting: dict[tuple, collections.deque[Future]] = collections.defaultdict(collections.deque)
+        self._wanted: collections.deque[tuple] = collections.deque()  # asked for while the pool was full
         self._starter = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="mlnb-kernel")
         self._closed = False
         self._warned: set[str] = set()
@@ -393,14 +404,32 @@ class KernelPool:
         return self._starter.submit(start_warm_kernel, *key, forkserver=self.forkserver)
 
     def warm(self, template: Any, n: int = 1, kernel_name: str | None = None) -> None:
-        """Start ``n`` kernels for ``template`` (a :class:`mlnb.params.Template`) now, as far
-        as the pool has room."""
+        """Start ``n`` kernels for ``template`` (a :class:`mlnb.params.Template`): now as far
+        as the pool has room, the others in the order asked as kernels leave the pool."""
         key = self._key(template, kernel_name)
         with self._lock:
             if self._closed:
                 return
-            for _ in range(max(0, min(n, self.size - self._held()))):
-                self._waiting[key].append(self._start(key))
+            self._wanted.extend([key] * max(0, n))
+            self._fill()
+
+    def prepare(self, *templates: Any) -> None:
+        """Have the fork server import, in one go and before it forks, what the kernels of
+        every one of ``templates`` import: a pipeline's later steps then start as soon as the
+        first ones. Starts no kernel; a pool that does not fork does nothing."""
+        if self.forkserver is None or not templates:
+            return
+        keys = [self._key(template, None) for template in templates]
+        modules = tuple(dict.fromkeys(m for key in keys for m in key[2]))
+        maybe = tuple(dict.fromkeys(m for key in keys for m in key[3]))
+        with self._lock:
+            if not self._closed:
+                self._starter.submit(_import_ahead, self.forkserver, keys[0][0], keys[0][1], modules, maybe)
+
+    def _fill(self) -> None:  # with the lock held
+        while self._wanted and self._held() < self.size:
+            key = self._wanted.popleft()
+            self._waiting[key].append(self._start(key))
 
     def acquire(self, template: Any, kernel_name: str | None = None) -> WarmKernel:
         """A started kernel for one run of ``template``; the caller shuts it down.
@@ -416,8 +445,12 @@ class KernelPool:
             with self._lock:
                 queue = self._waiting[key]
                 future = queue.popleft() if queue else None
+                if future is None and key in self._wanted:
+                    self._wanted.remove(key)  # started here and now: that wish is served
                 if self.ahead and not self._closed and self._held() < self.size:
                     queue.append(self._start(key))
+                if not self._closed:
+                    self._fill()  # a kernel left: room for one asked for while the pool was full
             try:
                 kernel = future.result() if future is not None else start_warm_kernel(*key, forkserver=self.forkserver)
             except Exception as exc:
@@ -441,6 +474,7 @@ class KernelPool:
             self._closed = True
             futures = [f for q in self._waiting.values() for f in q]
             self._waiting.clear()
+            self._wanted.clear()
         for future in futures:
             future.cancel()
         self._starter.shutdown(wait=True)

@@ -99,6 +99,35 @@ def test_the_pool_holds_no_more_kernels_than_its_size():
     assert pool.held == 0
 
 
+def test_a_kernel_asked_for_while_the_pool_is_full_starts_when_one_leaves_it():
+    namespace, drift = find_template(NAMESPACE), find_template("drift")
+    with KernelPool(size=1) as pool:
+        pool.warm(namespace)
+        pool.warm(drift)  # no room: it waits for the namespace kernel to be handed out
+        assert pool.held == 1 and not pool._waiting[pool._key(drift, None)]
+        pool.acquire(namespace).shutdown()
+        assert pool.held == 1 and len(pool._waiting[pool._key(drift, None)]) == 1
+        kernel = pool.acquire(drift)
+        try:
+            assert kernel.alive() and "mlnb.drift" in kernel.preloaded
+        finally:
+            kernel.shutdown()
+        assert pool.held == 0
+
+
+def test_a_pool_that_forks_imports_what_templates_need_ahead_without_starting_kernels():
+    with KernelPool(size=1) as pool:
+        pool.prepare(find_template("drift"), find_template("evaluate"))
+        pool._starter.submit(lambda: None).result(timeout=300)  # the import ahead ran before it
+        assert pool.held == 0
+        assert {"mlnb.drift", "skops.io", "pandas"} <= set(pool.forkserver.loaded)
+        kernel = pool.acquire(find_template("evaluate"))
+        try:
+            assert kernel.forked and "mlnb.drift" in kernel.preloaded  # the server held it when it forked
+        finally:
+            kernel.shutdown()
+
+
 def test_the_preload_of_a_template_is_what_its_code_cells_import():
     modules, maybe = template_imports(find_template("drift").path)
     assert {"pandas", "matplotlib.pyplot", "mlnb"} <= set(modules)

@@ -70,6 +70,14 @@ class _Pipeline:
         except MlnbError as exc:  # checked before the first step; what the data brings later is a step failure
             raise PipelineStepFailed(f"step {step} could not start: {exc}") from exc
 
+    def prepare(self) -> None:
+        """Have the kernels' fork server import what every step may need, before the first fork."""
+        if self.kernels is not None:
+            ep = self.config.triggers.estimated_performance
+            names = ["validate", "drift", "evaluate", "train", "pipeline",
+                     *(["monitor"] if ep.min is not None or ep.max is not None else [])]
+            self.kernels.prepare(*map(self.template, names))
+
     def warm(self, *templates: str) -> None:
         """Start kernels for the steps that come next while this one runs."""
         if self.kernels is not None:
@@ -299,6 +307,9 @@ class _Pipeline:
         monitor = self.monitor_parameters() if self.monitored(production) else None
         if monitor is not None:
             steps.append(("monitor", "monitor", monitor))
+        # the kernels of what may come next start as soon as these leave the pool: training
+        # (when the batch could retrain a model) and the pipeline's own record
+        self.warm(*(["train"] if labelled else []), "pipeline")
         runs = self.together(steps, first_decides=True)
         v = runs["validate"]
         scraps = v.record["scraps"]
@@ -379,7 +390,6 @@ class _Pipeline:
         compared = [("evaluate_challenger", "evaluate", self.evaluate_parameters(new, holdout_path))]
         if production is not None:
             compared.append(("evaluate_champion", "evaluate", self.evaluate_parameters(production["version"], holdout_path)))
-        self.warm("pipeline")  # the record, while the two are scored
         scored = self.together(compared)
         challenger_metrics = self.metrics("evaluate_challenger", scored["evaluate_challenger"]) or {}
         champion_metrics = None
@@ -478,6 +488,7 @@ def _run_once(config, store, current, now, force, progress, echo, kernels) -> tu
     store = store or Store(config.path(config.store))
     pipe = _Pipeline(config, store, now or datetime.now(timezone.utc), progress, echo or (lambda *a, **k: None),
                      kernels)
+    pipe.prepare()
     pipe.warm("validate", "drift")
     try:
         pipe.run(current, force)
