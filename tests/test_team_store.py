@@ -288,3 +288,65 @@ def test_the_ui_model_pages_read_the_registry_in_postgresql(team_store, trained)
     run = client.get(f"/runs/{ids['logreg']}")
     assert run.status_code == 200 and "weather" in run.text  # the version it produced
     assert client.get("/models/nosuch").status_code == 404
+
+
+# -- tables and logs, seen from another host ----------------------------------------------------
+#
+# A second host is a second TeamStore of the same URL and database with a cache of its own
+# (MLNB_CACHE_DIR): nothing the first host wrote into its cache is there.
+
+
+def _other_host(monkeypatch, tmp_path, location: str, name: str = "host-b") -> TeamStore:
+    monkeypatch.setenv("MLNB_CACHE_DIR", str(tmp_path / name))
+    store = Store(location)
+    assert isinstance(store, TeamStore) and not store.path.exists()
+    return store
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory):
+    """scikit-learn's wine table (three cultivars), shuffled: a reference half and a batch half."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame = data.frame.drop(columns=["target"]).assign(cultivar=[f"c{t}" for t in data.target])
+    frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    base = tmp_path_factory.mktemp("wine")
+    frame.iloc[:90].to_csv(base / "reference.csv", index=False)
+    frame.iloc[90:].to_csv(base / "batch.csv", index=False)
+    return base
+
+
+def test_a_pipeline_run_on_one_host_is_reproduced_on_another_from_the_tables_in_the_store(
+        team_store, wine, tmp_path, monkeypatch):
+    from mlnb.config import load_config
+    from mlnb.execute import reproduce
+    from mlnb.monitor import holdout_of
+    from mlnb.pipeline import run_pipeline
+    from mlnb.project import init_project
+    from mlnb.registry import Registry
+
+    root = tmp_path / "project"
+    init_project(root, data=wine / "reference.csv", target="cultivar")
+    decision, _ = run_pipeline(load_config(root / "mlnb.yaml"), team_store, current=str(wine / "batch.csv"))
+    assert decision.outcome == "promoted", decision.reasons
+    (train,) = team_store.list_runs(template="train")
+    table = train["parameters"]["data"]
+    assert table.startswith(str(team_store.data_dir))  # host A's cache...
+    name = table.rsplit("/", 1)[-1]
+    assert team_store.fs.exists(f"{team_store.root}/data/{name}")  # ...and the object store
+
+    shutil.rmtree(team_store.data_dir)  # host A's disk, which host B cannot read
+    b = _other_host(monkeypatch, tmp_path, team_store.location)
+    said = []
+    original, again, changed = reproduce(b, train["id"], say=said.append)
+    assert again.succeeded, again.record["error"]
+    assert changed == []  # the same metrics, from the same rows
+    fetched = b.data_dir / name
+    assert len(said) == 1 and f"{table} is not on this host; using the store's copy {fetched}" in said[0]
+    assert again.record["parameters"]["data"] == str(fetched)
+    assert [i["sha256"] for i in again.record["inputs"]] == [i["sha256"] for i in original.record["inputs"]]
+    # the lineage from the deployed version to its training data reads on this host too
+    with Registry(b) as registry:
+        version = registry.get(f"{load_config(root / 'mlnb.yaml').model.name}@production")
+    assert len(holdout_of(b, version)) > 0
