@@ -299,7 +299,7 @@ def resolve_log(log: str, store=None) -> Path:
         path = shadow_log_path(store, log)
     except RegistryError as exc:
         raise DataError(f"log {log!r} is neither a .jsonl file nor a model name: {exc}") from None
-    if path.parent.name == log:  # a file per host (team store): every host's files, read as one log
+    if path.parent != store.shadow_dir:  # a file per host (team store): every host's files, read as one log
         path = store.sync_logs(path.parent)
     if not log_files(path):
         raise DataError(
