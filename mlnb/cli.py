@@ -244,7 +244,8 @@ def runs_reproduce(run_id, store_path, timeout, cold, quiet):
 
     store = _store(store_path)
     original, new, changed = reproduce(store, run_id, cold=cold, timeout=timeout,
-                                       progress=not quiet and sys.stderr.isatty())
+                                       progress=not quiet and sys.stderr.isatty(),
+                                       say=lambda line: click.echo(printable(line), err=True))
     _print_run_outcome(new)
     click.echo(f"  reproduces {original.id}")
     if changed:

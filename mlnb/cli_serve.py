@@ -113,15 +113,19 @@ def predict(uri, input_path, output_path, keep, impute_missing, store_path, time
                    "of mlnb.yaml, else 10485760).")
 @click.option("--token-file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Require 'Authorization: Bearer TOKEN' (the file's text) on every request but GET /health.")
+@click.option("--log-share-interval", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Team store: seconds between uploads of the prediction and shadow logs "
+                                      "(other hosts see a request this much later at most).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(uri, shadow, host, port, workers, store_path, poll_interval, max_rows, shadow_log, shadow_wait,
-          prediction_log, log_inputs, max_request_bytes, token_file, access_log, log_level):
+          prediction_log, log_inputs, max_request_bytes, token_file, log_share_interval, access_log, log_level):
     """Serve model URI over HTTP (JSON in and out), following its alias in the registry."""
     from mlnb.serve import serve as run_server
 
     run_server(uri, shadow=shadow, host=host, port=port, store=store_path, workers=workers,
                poll_interval=poll_interval, max_rows=max_rows, shadow_log=shadow_log, shadow_wait=shadow_wait,
                prediction_log=prediction_log, log_inputs=log_inputs, max_request_bytes=max_request_bytes,
-               token_file=token_file, access_log=access_log, log_level=log_level)
+               token_file=token_file, log_share_interval=log_share_interval, access_log=access_log,
+               log_level=log_level)

@@ -488,10 +488,15 @@ def run_template(
             raise Interrupted(f"run {run_id} interrupted; nothing was written") from exc
 
 
-def reproduce(store: Store, run_id: str, cold: bool = False, **options) -> tuple[Run, Run, list[str]]:
+def reproduce(store: Store, run_id: str, cold: bool = False, say: Callable[[str], None] | None = None,
+              **options) -> tuple[Run, Run, list[str]]:
     """Re-execute a run with the identical template content, parameters and inputs, on a
     kernel prepared as the record says (warm with the same modules preloaded, or cold);
     ``cold`` starts it from nothing whatever the record says.
+
+    An input missing on this host that the store holds (a table the pipeline derived on
+    another host of a team store, same sha256) is fetched, and the run reads that copy:
+    ``say`` is told so in one line.
 
     Returns:
         ``(original, new_run, changed_scraps)``: the names of scraps whose values differ.
@@ -512,10 +517,18 @@ def reproduce(store: Store, run_id: str, cold: bool = False, **options) -> tuple
             f"cannot reproduce {original.id}: template {str(tpl_path)!r} changed since the run "
             f"(sha256 {tpl.sha256[:12]}…, recorded {rec['template']['sha256'][:12]}…)"
         )
+    parameters = rec["parameters"]
     for inp in rec["inputs"]:
         path = Path(inp["path"])
         if not path.is_file():
-            raise ReproduceError(f"cannot reproduce {original.id}: input {inp['path']!r} is gone")
+            fetched = store.fetch_table(path.name, inp["sha256"])  # a table the pipeline derived on another host
+            if fetched is None:
+                raise ReproduceError(f"cannot reproduce {original.id}: input {inp['path']!r} is gone")
+            parameters = _with_path(parameters, inp["parameter"], inp["path"], str(fetched))
+            if say is not None:
+                say(f"input {inp['parameter']!r}: {inp['path']} is not on this host; using the store's copy "
+                    f"{fetched} (same sha256)")
+            continue
         if records.sha256_file(path) != inp["sha256"]:
             raise ReproduceError(
                 f"cannot reproduce {original.id}: input {inp['path']!r} (parameter "
@@ -526,13 +539,24 @@ def reproduce(store: Store, run_id: str, cold: bool = False, **options) -> tuple
         preparation["preloaded"], size=1, fork=preparation["mode"] == "forked")
     try:
         new = run_template(
-            tpl, rec["parameters"], store, kernel_name=rec["environment"]["kernel"],
+            tpl, parameters, store, kernel_name=rec["environment"]["kernel"],
             reproduces=original.id, parent=rec.get("parent"), tags=rec.get("tags"), kernels=pool, **options,
         )
     finally:
         if pool is not None:
             pool.close()
     return original, new, changed_scraps(original, new)
+
+
+def _with_path(parameters: dict, name: str, old: str, new: str) -> dict:
+    """``parameters`` with the path ``old`` in parameter ``name`` (a value or a list item, as
+    recorded or relative) replaced by ``new``."""
+    def swap(value):
+        same = value == old or (isinstance(value, str) and not os.path.isabs(value) and Path(value).name == Path(old).name)
+        return new if same else value
+
+    value = parameters.get(name)
+    return {**parameters, name: [swap(v) for v in value] if isinstance(value, list) else swap(value)}
 
 
 def changed_scraps(a: Run, b: Run) -> list[str]:

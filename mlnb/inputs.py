@@ -263,7 +263,7 @@ def _check_shadow_log(template: Template, name: str, value: Any, final: dict[str
     from mlnb.shadow import resolve_log
 
     try:
-        resolve_log(value, final.get("store") or Store().path)
+        resolve_log(value, final.get("store") or Store())
     except DataError as exc:
         raise DataError(f"parameter {name!r}: {exc}") from exc
 

@@ -36,12 +36,13 @@ ID_COLUMN = "request_id"
 
 
 def models_with_logs(store: Any) -> list[str]:
-    """Names of the models that have a prediction log in ``store``."""
+    """Names of the models that have a prediction log in ``store`` (every host's files of a
+    team store's logs are downloaded first, so the logs read next are whole)."""
     from mlnb.predlog import log_files
     from mlnb.store import Store
 
     store = store if isinstance(store, Store) else Store(store)
-    root = store.predictions_dir
+    root = store.sync_logs(store.predictions_dir)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and log_files(p)) if root.is_dir() else []
 
 

@@ -11,6 +11,9 @@ probabilities, the row's features (or only their sha256, ``inputs="hash"``) and 
 - **Rotation by size.** When a file would pass ``max_bytes`` it is renamed to
   ``<host>-<pid>.<time_ns>.jsonl`` and a new one is started. Only its own process renames a
   file, so rotation never races with a writer.
+- **Team stores.** The files are written in this host's cache of the store, as above; the
+  server uploads them (:meth:`PredictionLog.files`, see :mod:`mlnb.serve.share`), and
+  readers on any host call :func:`synced_log_dir`, which downloads what other hosts uploaded.
 - **One table.** :func:`read_log` reads every file of a log directory (or one file) into one
   table sorted by time: ``request_id, row, time, model_name, model_version, task, target,
   prediction, proba_<class>..., inputs_sha256`` and the feature columns. A torn last line
@@ -36,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlnb.exceptions import DataError, ParameterError, StoreError
 from mlnb import records
@@ -55,13 +58,26 @@ COLUMNS = ("request_id", "row", "time", "model_name", "model_version", "task", "
 
 
 def log_dir(store: Any, name: str) -> Path:
-    """``<store>/predictions/<name>``: where the prediction log of model ``name`` goes."""
+    """``<store>/predictions/<name>``: where this host's server writes the prediction log of model ``name``."""
     from mlnb.registry import validate_name
 
     from mlnb.store import as_store
 
     store = as_store(store)
     return store.predictions_dir / validate_name(name)
+
+
+def synced_log_dir(store: Any, name: str) -> Path:
+    """:func:`log_dir`, holding every host's files of the log to read (a team store downloads
+    what other hosts' servers uploaded and this host lacks; a local store has them all).
+
+    Raises:
+        StoreError: the object store cannot be read.
+    """
+    from mlnb.store import as_store
+
+    store = as_store(store)
+    return store.sync_logs(log_dir(store, name))
 
 
 def _iso(t: float) -> str:
@@ -139,11 +155,16 @@ class PredictionLog:
         self._fd: int | None = None
         self._pid: int | None = None
         self._size = 0
+        self._rotated: list[Path] = []
         self.path: Path | None = None  # this process's current file, once something was written
+        #: called (under the writer's lock: keep it short) after a file was rotated
+        self.on_rotate: Callable[[], None] | None = None
 
     def _open(self) -> None:
         # a file per process: opened lazily, so a parent that only checks settings writes nothing,
         # and again after a fork, so a worker never appends to its parent's file
+        if self._pid != os.getpid():
+            self._rotated = []
         self._pid = os.getpid()
         self.path = self.directory / f"{socket.gethostname()}-{self._pid}.jsonl"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -152,8 +173,20 @@ class PredictionLog:
     def _rotate(self) -> None:
         os.close(self._fd)
         self._fd = None
-        os.rename(self.path, self.path.with_name(f"{self.path.stem}.{time.time_ns()}.jsonl"))
+        rotated = self.path.with_name(f"{self.path.stem}.{time.time_ns()}.jsonl")
+        os.rename(self.path, rotated)
+        self._rotated.append(rotated)
         self._open()
+        if self.on_rotate is not None:
+            self.on_rotate()
+
+    def files(self) -> list[Path]:
+        """The files this process wrote: the current one first, then the rotated ones, newest
+        first (uploaded in this order, a reader may miss lines for a moment, never read them twice)."""
+        with self._lock:
+            if self._pid != os.getpid() or self.path is None:
+                return []
+            return [self.path, *reversed(self._rotated)]
 
     def append(self, lines: list[dict]) -> int:
         """Write ``lines`` with one ``write``; return the bytes written."""

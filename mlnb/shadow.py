@@ -58,12 +58,13 @@ def _iso(t: float) -> str:
 
 
 def shadow_log_path(store, name: str) -> Path:
-    """``<store>/shadow/<name>.jsonl``: where the shadow log of served model ``name`` goes."""
+    """Where this host's server appends the shadow log of served model ``name``:
+    ``<store>/shadow/<name>.jsonl``, or for a team store ``<cache>/shadow/<name>/<host>.jsonl``
+    (a file per host, uploaded to the object store by the server)."""
     from mlnb.registry import validate_name
     from mlnb.store import as_store
 
-    store = as_store(store)
-    return store.shadow_dir / f"{validate_name(name)}.jsonl"
+    return as_store(store).shadow_log(validate_name(name))
 
 
 class ShadowLog:
@@ -279,7 +280,8 @@ class ShadowScorer(threading.Thread):
 
 
 def resolve_log(log: str, store=None) -> Path:
-    """The shadow log a ``log`` parameter names: a path to a file, or a served model's name.
+    """The shadow log a ``log`` parameter names: a path to a file, or a served model's name
+    (for a team store: the directory of every host's file of it, downloaded first).
 
     Raises:
         DataError: naming where it looked.
@@ -289,11 +291,17 @@ def resolve_log(log: str, store=None) -> Path:
         if not candidate.is_file():
             raise DataError(f"no shadow log at {str(candidate)!r}")
         return candidate
+    from mlnb.predlog import log_files
+    from mlnb.store import as_store
+
+    store = as_store(store)
     try:
         path = shadow_log_path(store, log)
     except RegistryError as exc:
         raise DataError(f"log {log!r} is neither a .jsonl file nor a model name: {exc}") from None
-    if not path.is_file():
+    if path.parent != store.shadow_dir:  # a file per host (team store): every host's files, read as one log
+        path = store.sync_logs(path.parent)
+    if not log_files(path):
         raise DataError(
             f"no shadow log for model {log!r} at {str(path)!r}; 'mlnb serve {log}@ALIAS --shadow URI' writes it"
         )
@@ -312,21 +320,33 @@ class ShadowRecords:
 
 
 def read_shadow_log(path: str | os.PathLike) -> ShadowRecords:
-    """Read a shadow log into a table: request_id, row, time, ``feature.*`` columns, and for
-    ``primary`` and ``shadow``: name, version, prediction, probabilities, latency_ms, plus
-    primary_rows, shadow_batch (the scoring call), shadow_batch_rows and shadow_error.
+    """Read a shadow log (a file, or a directory of files, one per host, read as one) into a
+    table: request_id, row, time, ``feature.*`` columns, and for ``primary`` and ``shadow``:
+    name, version, prediction, probabilities, latency_ms, plus primary_rows, shadow_batch
+    (the scoring call), shadow_batch_rows and shadow_error.
 
-    The file is read once and hashed from the same bytes, so the fingerprint matches what
-    was analysed even while a server appends. Lines that are not whole JSON objects of
-    schema ``mlnb.shadow/1`` (say, a last line cut by a crash) are skipped and counted.
+    Each file is read once and hashed from the same bytes (the sha256 is over the files'
+    bytes in name order), so the fingerprint matches what was analysed even while a server
+    appends. Lines that are not whole JSON objects of schema ``mlnb.shadow/1`` (say, a last
+    line cut by a crash) are skipped and counted.
     """
+    import hashlib
+
     import pandas as pd
 
-    from mlnb.records import json_lines, sha256_bytes
+    from mlnb.predlog import log_files
+    from mlnb.records import json_lines
 
-    data = Path(path).read_bytes()
-    flat, features = [], []
-    entries, skipped = json_lines(data, SHADOW_SCHEMA)
+    flat, features, entries, skipped, size = [], [], [], 0, 0
+    digest = hashlib.sha256()
+    files = log_files(path) if Path(path).is_dir() else [Path(path)]
+    for file in files:
+        data = file.read_bytes()  # FileNotFoundError for a file that is not there, as before
+        digest.update(data)
+        size += len(data)
+        parsed, torn = json_lines(data, SHADOW_SCHEMA)  # file by file: a torn last line stays one line
+        entries += parsed
+        skipped += torn
     for entry in entries:
         try:
             p, s = entry["primary"], entry["shadow"]
@@ -351,7 +371,9 @@ def read_shadow_log(path: str | os.PathLike) -> ShadowRecords:
     table = pd.DataFrame(flat, columns=columns)
     if len(table):
         table["time"] = pd.to_datetime(table["time"], utc=True)
-    return ShadowRecords(table, features, skipped, sha256_bytes(data), len(data))
+    if len(files) > 1:  # several hosts' lines: in time order, as one file's are
+        table = table.sort_values("time", kind="stable", ignore_index=True)
+    return ShadowRecords(table, features, skipped, digest.hexdigest(), size)
 
 
 def version_pairs(table: pd.DataFrame) -> pd.DataFrame:

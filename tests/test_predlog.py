@@ -277,8 +277,9 @@ def test_mlnb_serve_passes_the_prediction_log_options(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(mlnb.serve, "serve", lambda uri, **kwargs: seen.update(uri=uri, **kwargs))
     result = CliRunner().invoke(main, ["serve", "cancer@production", "--prediction-log", str(tmp_path / "log"),
-                                       "--log-inputs", "hash", "--store", str(tmp_path)])
+                                       "--log-inputs", "hash", "--log-share-interval", "5", "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (seen["uri"], seen["prediction_log"], seen["log_inputs"]) == ("cancer@production", str(tmp_path / "log"), "hash")
+    assert seen["log_share_interval"] == 5.0
     bad = CliRunner().invoke(main, ["serve", "cancer@production", "--log-inputs", "everything"])
     assert bad.exit_code == 2 and "'everything' is not one of 'features', 'hash'" in bad.output

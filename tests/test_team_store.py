@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
+import pandas as pd
 import pytest
 
 from mlnb import records
-from mlnb.exceptions import StoreError
+from mlnb.exceptions import DataError, StoreError
 from mlnb.store import Store, new_run_id
 from mlnb.store.team import TeamStore
 
@@ -288,3 +290,186 @@ def test_the_ui_model_pages_read_the_registry_in_postgresql(team_store, trained)
     run = client.get(f"/runs/{ids['logreg']}")
     assert run.status_code == 200 and "weather" in run.text  # the version it produced
     assert client.get("/models/nosuch").status_code == 404
+
+
+# -- tables and logs, seen from another host ----------------------------------------------------
+#
+# A second host is a second TeamStore of the same URL and database with a cache of its own
+# (MLNB_CACHE_DIR): nothing the first host wrote into its cache is there.
+
+
+def _other_host(monkeypatch, tmp_path, location: str, name: str = "host-b") -> TeamStore:
+    monkeypatch.setenv("MLNB_CACHE_DIR", str(tmp_path / name))
+    store = Store(location)
+    assert isinstance(store, TeamStore) and not store.path.exists()
+    return store
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory):
+    """scikit-learn's wine table (three cultivars), shuffled: a reference half and a batch half."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame = data.frame.drop(columns=["target"]).assign(cultivar=[f"c{t}" for t in data.target])
+    frame = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    base = tmp_path_factory.mktemp("wine")
+    frame.iloc[:90].to_csv(base / "reference.csv", index=False)
+    frame.iloc[90:].to_csv(base / "batch.csv", index=False)
+    return base
+
+
+def test_a_pipeline_run_on_one_host_is_reproduced_on_another_from_the_tables_in_the_store(
+        team_store, wine, tmp_path, monkeypatch):
+    from mlnb.config import load_config
+    from mlnb.execute import reproduce
+    from mlnb.monitor import holdout_of
+    from mlnb.pipeline import run_pipeline
+    from mlnb.project import init_project
+    from mlnb.registry import Registry
+
+    root = tmp_path / "project"
+    init_project(root, data=wine / "reference.csv", target="cultivar")
+    decision, _ = run_pipeline(load_config(root / "mlnb.yaml"), team_store, current=str(wine / "batch.csv"))
+    assert decision.outcome == "promoted", decision.reasons
+    (train,) = team_store.list_runs(template="train")
+    table = train["parameters"]["data"]
+    assert table.startswith(str(team_store.data_dir))  # host A's cache...
+    name = table.rsplit("/", 1)[-1]
+    assert team_store.fs.exists(f"{team_store.root}/data/{name}")  # ...and the object store
+
+    shutil.rmtree(team_store.data_dir)  # host A's disk, which host B cannot read
+    b = _other_host(monkeypatch, tmp_path, team_store.location)
+    said = []
+    original, again, changed = reproduce(b, train["id"], say=said.append)
+    assert again.succeeded, again.record["error"]
+    assert changed == []  # the same metrics, from the same rows
+    fetched = b.data_dir / name
+    assert len(said) == 1 and f"{table} is not on this host; using the store's copy {fetched}" in said[0]
+    assert again.record["parameters"]["data"] == str(fetched)
+    assert [i["sha256"] for i in again.record["inputs"]] == [i["sha256"] for i in original.record["inputs"]]
+    # the lineage from the deployed version to its training data reads on this host too
+    with Registry(b) as registry:
+        version = registry.get(f"{load_config(root / 'mlnb.yaml').model.name}@production")
+    assert len(holdout_of(b, version)) > 0
+
+
+WINE_FEATURES = ["alcohol", "malic_acid", "flavanoids", "color_intensity", "hue", "proline"]
+
+
+def _train_wine(store, data) -> str:
+    from mlnb.execute import run_template
+
+    run = run_template("train", {"data": str(data), "target": "cultivar", "features": WINE_FEATURES,
+                                 "estimator": "sklearn.linear_model.LogisticRegression",
+                                 "hyperparameters": {"max_iter": 5000}}, store)
+    assert run.succeeded, run.record["error"]
+    return run.id
+
+
+def _rows_seen(read, expected: int, timeout: float = 20.0) -> int:
+    """Rows another host reads, polled until ``expected`` arrive (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rows = len(read().table)
+        except DataError:
+            rows = 0
+        if rows >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_served_predictions_and_shadow_lines_are_labelled_and_read_on_another_host(
+        team_store, wine, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import uvicorn
+
+    from mlnb import labels, predlog, shadow
+    from mlnb.registry import Registry
+    from mlnb.serve import serve as mlnb_serve
+
+    with Registry(team_store) as registry:
+        registry.register(_train_wine(team_store, wine / "reference.csv"), "wine")
+        registry.promote("wine", 1)
+    batch = pd.read_csv(wine / "batch.csv")
+    apps = []  # what `mlnb serve` would run
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    mlnb_serve("wine@production", shadow="wine/1", store=team_store.location, log_share_interval=0.2)
+    (app,) = apps
+    b = _other_host(monkeypatch, tmp_path, team_store.location)  # (the server keeps host A's cache)
+
+    def serve(client, rows):
+        for i in rows:
+            body = {"rows": [{f: float(batch.loc[i, f]) for f in WINE_FEATURES}]}
+            assert client.post("/predict", json=body, headers={"X-Request-Id": f"w-{i:03d}"}).status_code == 200
+
+    with TestClient(app) as client:
+        serve(client, range(40))
+        # uploaded every 0.2 s while the server runs: host B sees them without a restart
+        assert _rows_seen(lambda: predlog.read_log(predlog.synced_log_dir(b, "wine")), 40) == 40
+        serve(client, range(40, len(batch)))
+    # the rest went up at shutdown
+    seen = predlog.read_log(predlog.synced_log_dir(b, "wine"))
+    assert len(seen.table) == len(batch) and seen.skipped == 0
+    assert list(seen.table["request_id"]) == [f"w-{i:03d}" for i in range(len(batch))]
+
+    labelled = batch.iloc[:60].assign(request_id=[f"w-{i:03d}" for i in range(60)])[["request_id", "cultivar"]]
+    path = tmp_path / "cultivars.csv"
+    pd.concat([labelled, pd.DataFrame({"request_id": ["w-999"], "cultivar": ["c0"]})]).to_csv(path, index=False)
+    added = labels.add_file(path, b, "wine", label_column="cultivar")
+    assert added.run.succeeded, added.run.record["error"]
+    assert (added.counts["matched"], added.counts["unknown"], added.counts["logged"]) == (60, 1, len(batch))
+    assert len(labels.stored_labels(team_store, "wine")[0]) == 61  # the labels run is in the store for host A too
+
+    shadow_log = shadow.read_shadow_log(shadow.resolve_log("wine", b))
+    assert len(shadow_log.table) == len(batch) and shadow_log.skipped == 0
+    assert shadow.agreement(shadow_log.table)["agreement"] == 1.0  # the same version served and shadowed
+
+    # a last line cut on host A stays skipped on host B; host A's own files are never replaced by a sync
+    (written,) = (team_store.predictions_dir / "wine").glob("*.jsonl")
+    with open(written, "ab") as f:
+        f.write(b'{"schema": "mlnb.prediction/1", "request_id": "w-c')
+    team_store.share_logs([written])
+    with open(written, "ab") as f:
+        f.write(b"ontinues")  # on host A only: not uploaded yet
+    team_store.sync_logs(team_store.predictions_dir)
+    assert written.read_bytes().endswith(b'"w-continues')
+    again = predlog.read_log(predlog.synced_log_dir(b, "wine"))
+    assert (len(again.table), again.skipped) == (len(batch), 1)
+
+
+def test_a_table_in_the_store_that_is_not_what_the_run_read_is_refused_in_one_line(
+        team_store, team_env, wine, tmp_path, cli):
+    from mlnb.pipeline import write_dataset
+
+    table = write_dataset(team_store, pd.read_csv(wine / "reference.csv"), "train")
+    run_id = _train_wine(team_store, table)
+    team_store.fs.pipe_file(f"{team_store.root}/data/{table.name}", table.read_bytes().replace(b"c1", b"c2"))
+    shutil.rmtree(team_store.data_dir)  # host A's disk, which host B cannot read
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"], "MLNB_STORE": team_store.location,
+           "MLNB_CACHE_DIR": str(tmp_path / "host-b")}
+    result = cli("runs", "reproduce", run_id[:20], "-q", env=env)
+    _one_line(result, 2, f"table data/{table.name} has sha256", "not the recorded", "not the table the run read")
+    assert team_store.run_ids() == [run_id]
+    assert list((tmp_path / "host-b").rglob("*.csv")) == []  # nothing fetched is kept
+
+
+def test_rotated_prediction_files_reach_another_host_whole_and_once(team_store, tmp_path, monkeypatch):
+    from mlnb import predlog
+
+    writer = predlog.PredictionLog(predlog.log_dir(team_store, "rotating"), max_bytes=4096)
+    b = _other_host(monkeypatch, tmp_path, team_store.location)
+    sent = []
+    for _ in range(6):
+        for _ in range(15):
+            sent.append(f"r-{len(sent):03d}")
+            writer.append(predlog.entries(sent[-1], time.time(), [{"x": 1.5}], name="rotating", version=1,
+                                          uri="rotating/1", task="regression", target="y", features=["x"],
+                                          predictions=[2.0], probabilities=None, classes=None))
+        team_store.share_logs(writer.files())
+        seen = predlog.read_log(predlog.synced_log_dir(b, "rotating"))
+        assert sorted(seen.table["request_id"]) == sent and seen.skipped == 0
+    assert len(writer.files()) >= 3  # it rotated, more than once

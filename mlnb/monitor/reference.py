@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def holdout_of(store: Any, version: Any) -> "pd.DataFrame":
     """The holdout rows of the training run behind a model version: its features and target.
 
-    The run's data file is read again, checked against the sha256 in its record, and split
+    The run's data file is read again (on another host of a team store, the store's copy of
+    it), checked against the sha256 in its record, and split
     with the run's own ``test_size`` and ``seed``, as the train template split it.
 
     Raises:
@@ -42,11 +43,14 @@ def holdout_of(store: Any, version: Any) -> "pd.DataFrame":
         raise DataError(f"training run {run.id} of {version.uri} does not say how it split its data; {hint}")
     from pathlib import Path
 
-    if not Path(source["path"]).is_file():
-        raise DataError(f"the training data of {version.uri} ({source['path']}) is gone; {hint}")
-    if records.sha256_file(source["path"]) != source["sha256"]:
+    path = Path(source["path"])
+    if not path.is_file():  # on another host of a team store: the store's copy of a table the pipeline derived
+        path = store.fetch_table(path.name, source["sha256"])
+        if path is None:
+            raise DataError(f"the training data of {version.uri} ({source['path']}) is gone; {hint}")
+    elif records.sha256_file(path) != source["sha256"]:
         raise DataError(f"the training data of {version.uri} ({source['path']}) changed since run {run.id}; {hint}")
-    df = read_table(source["path"])
+    df = read_table(path)
     target = params["target"]
     labelled = df[df[target].notna()]
     X, y = labelled[list(version.features)], labelled[target]

@@ -1,5 +1,6 @@
 """The pipeline's data: the batches to process, the preflight checks of ``mlnb.yaml``'s
-columns and estimator, and the derived tables it writes into ``<store>/data/``.
+columns and estimator, and the derived tables it writes into ``<store>/data/`` (for a team
+store: this host's cache, and the object store's ``data/``).
 
 Which batches earlier pipeline runs processed is read from the store's pipeline records;
 the training and holdout tables are written under their content hash, so they never change.
@@ -105,7 +106,8 @@ def processed_batches(store: Store) -> dict[str, list[dict]]:
 
 
 def write_dataset(store: Store, frame, label: str) -> Path:
-    """Write a derived table into ``<store>/data/`` under its content hash (immutable)."""
+    """Write a derived table into ``<store>/data/`` under its content hash (immutable); a team
+    store also uploads it, so the runs that read it can be reproduced on any host."""
     directory = store.data_dir
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".csv", dir=directory)
@@ -118,6 +120,7 @@ def write_dataset(store: Store, frame, label: str) -> Path:
     else:
         os.chmod(tmp, 0o444)
         os.replace(tmp, target)
+    store.share_table(target)
     return target
 
 

@@ -157,7 +157,7 @@ class _Pipeline:
         from mlnb import predlog
 
         cfg = self.config
-        if not predlog.log_files(predlog.log_dir(self.store, cfg.model.name)):
+        if not predlog.log_files(predlog.synced_log_dir(self.store, cfg.model.name)):
             return None
         ep = cfg.triggers.estimated_performance
         return {"model": f"{cfg.model.name}@{cfg.promotion.alias}", "chunk": ep.chunk, "min_rows": ep.min_rows,

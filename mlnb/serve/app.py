@@ -94,6 +94,7 @@ class Serving:
     shadow_scorer: ShadowScorer | None
     shadow_path: Path | None
     prediction_log: Any  # a mlnb.predlog.PredictionLog, or None
+    log_sharer: Any = None  # a team store's mlnb.serve.share.LogSharer, or None
     started: float = field(default_factory=time.time)
 
 
@@ -132,6 +133,7 @@ def _serving(settings: ServeSettings) -> Serving:
         shadow_path = Path(settings.shadow_log) if settings.shadow_log else shadow_log_path(store, primary.current.name)
         scorer_thread = ShadowScorer(shadow, ShadowLog(shadow_path), metrics, wait=settings.shadow_wait)
     prediction_log = _prediction_log(store, settings, primary.current.name, metrics)
+    sharer = _log_sharer(store, settings, prediction_log, shadow_path)
 
     def on_switch(slot, old, new):
         metrics.switches.labels(slot.role).inc()
@@ -141,7 +143,23 @@ def _serving(settings: ServeSettings) -> Serving:
         store, [s for s in (primary, shadow) if s is not None], settings.poll_interval, on_switch,
         lambda slot, version, exc: metrics.load_errors.labels(slot.role).inc(), settings.max_rows,
     )
-    return Serving(settings, primary, shadow, metrics, follower, scorer_thread, shadow_path, prediction_log)
+    return Serving(settings, primary, shadow, metrics, follower, scorer_thread, shadow_path, prediction_log, sharer)
+
+
+def _log_sharer(store, settings: ServeSettings, prediction_log, shadow_path: Path | None):
+    """For a team store, the thread that uploads this process's logs (None for a local store:
+    its logs are where every reader looks already)."""
+    sources = [prediction_log.files] if prediction_log is not None else []
+    if shadow_path is not None:
+        sources.append(lambda: [shadow_path])
+    if not store.remote or not sources:
+        return None
+    from mlnb.serve.share import LogSharer
+
+    sharer = LogSharer(store, sources, settings.log_share_interval)
+    if prediction_log is not None:
+        prediction_log.on_rotate = sharer.wake
+    return sharer
 
 
 @contextlib.asynccontextmanager
@@ -153,6 +171,8 @@ async def _lifespan(app):
     serving.follower.start()
     if serving.shadow_scorer is not None:
         serving.shadow_scorer.start()
+    if serving.log_sharer is not None:
+        serving.log_sharer.start()
     log.info("serving %s (%s)%s; following the registry every %.3g s", primary.current.label, settings.uri,
              f", shadow {shadow.current.label} ({settings.shadow}) logged to {serving.shadow_path}" if shadow else "",
              settings.poll_interval)
@@ -164,6 +184,8 @@ async def _lifespan(app):
             serving.shadow_scorer.stop()
         if serving.prediction_log is not None:
             serving.prediction_log.close()
+        if serving.log_sharer is not None:  # after the writers stopped: their last lines go too
+            serving.log_sharer.stop()
         limiter.restore_original_limits()
         if serving.metrics.multiprocess:
             from prometheus_client import multiprocess

@@ -12,6 +12,7 @@ from typing import Any
 from mlnb.exceptions import ParameterError
 from mlnb.guard import DEFAULT_SERVE_MAX_REQUEST_BYTES, check_max_bytes, project_max_request_bytes
 from mlnb.serve.follow import DEFAULT_POLL_INTERVAL
+from mlnb.serve.share import DEFAULT_SHARE_INTERVAL
 from mlnb.served import DEFAULT_MAX_ROWS
 from mlnb.shadow import DEFAULT_SHADOW_WAIT
 
@@ -30,6 +31,7 @@ ENV = {
     "log_inputs": "MLNB_SERVE_LOG_INPUTS",
     "max_request_bytes": "MLNB_SERVE_MAX_REQUEST_BYTES",
     "token_file": "MLNB_SERVE_TOKEN_FILE",
+    "log_share_interval": "MLNB_SERVE_LOG_SHARE_INTERVAL",
 }
 #: ``prediction_log`` value that turns the prediction log off.
 NO_PREDICTION_LOG = "off"
@@ -50,6 +52,7 @@ class ServeSettings:
     log_inputs: str = "features"  # what the prediction log keeps of the inputs: "features" or "hash"
     max_request_bytes: int = DEFAULT_SERVE_MAX_REQUEST_BYTES  # a larger body is answered 413
     token_file: str | None = None  # when set, every request but GET /health needs its token
+    log_share_interval: float = DEFAULT_SHARE_INTERVAL  # team store: seconds between uploads of the logs
 
     def __post_init__(self):
         check_max_bytes(self.max_request_bytes)
@@ -59,6 +62,9 @@ class ServeSettings:
             raise ParameterError(f"max rows == {self.max_rows!r}, must be a whole number >= 1", name="max_rows")
         if not (isinstance(self.shadow_wait, (int, float)) and self.shadow_wait >= 0):
             raise ParameterError(f"shadow wait == {self.shadow_wait!r}, must be >= 0 seconds", name="shadow_wait")
+        if not (isinstance(self.log_share_interval, (int, float)) and self.log_share_interval > 0):
+            raise ParameterError(f"log share interval == {self.log_share_interval!r}, must be > 0 seconds",
+                                 name="log_share_interval")
         from mlnb.predlog import INPUT_MODES
 
         if self.log_inputs not in INPUT_MODES:
@@ -80,7 +86,8 @@ class ServeSettings:
             raise ParameterError(f"{ENV['uri']} is not set; set it to the model URI to serve (weather@production)",
                                  name="uri")
         kwargs: dict[str, Any] = {}
-        casts = {"poll_interval": float, "max_rows": int, "shadow_wait": float, "max_request_bytes": int}
+        casts = {"poll_interval": float, "max_rows": int, "shadow_wait": float, "max_request_bytes": int,
+                 "log_share_interval": float}
         for key, var in ENV.items():
             text = env.get(var)
             if text:
@@ -129,6 +136,7 @@ def serve(
     log_inputs: str | None = None,
     max_request_bytes: int | None = None,
     token_file: str | os.PathLike | None = None,
+    log_share_interval: float = DEFAULT_SHARE_INTERVAL,
     access_log: bool = True,
     log_level: str = "info",
 ) -> None:
@@ -144,7 +152,9 @@ def serve(
     ``MLNB_SERVE_PREDICTION_LOG`` and ``MLNB_SERVE_LOG_INPUTS``). A request body over
     ``max_request_bytes`` (default: ``http.max_request_bytes`` of the project's
     ``mlnb.yaml``, else 10 MiB) is answered 413; with ``token_file``, every request but
-    ``GET /health`` needs ``Authorization: Bearer TOKEN`` (401 otherwise).
+    ``GET /health`` needs ``Authorization: Bearer TOKEN`` (401 otherwise). For a team store
+    the logs are written in this host's cache and uploaded every ``log_share_interval``
+    seconds, when a file rotates, and at shutdown (:mod:`mlnb.serve.share`).
 
     Raises:
         ModelNotFound, RegistryError, ArtifactTampered, StoreError, ParameterError: before serving.
@@ -164,14 +174,15 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mlnb.store import Store
 
-    store_path = str(Store(store).path.resolve())
+    chosen = Store(store)  # a team store is named by its URL: its path is only this host's cache
+    store_path = chosen.location if chosen.remote else str(chosen.path.resolve())
     prediction_log = prediction_log or os.environ.get(ENV["prediction_log"]) or None
     settings = ServeSettings(uri, shadow, store_path, poll_interval, max_rows,
                              str(shadow_log) if shadow_log else None, shadow_wait,
                              str(prediction_log) if prediction_log else None,
                              log_inputs or os.environ.get(ENV["log_inputs"]) or "features",
                              max_request_bytes or project_max_request_bytes(DEFAULT_SERVE_MAX_REQUEST_BYTES),
-                             str(token_file) if token_file else None)
+                             str(token_file) if token_file else None, log_share_interval)
     options = {"host": host, "port": port, "access_log": access_log, "log_config": log_config(log_level),
                "log_level": log_level}
     if workers == 1:

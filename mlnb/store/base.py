@@ -251,6 +251,43 @@ class Store(abc.ABC):
         """Where ``mlnb serve`` appends its prediction logs."""
         return self.path / PREDICTIONS_DIR
 
+    # -- files every host of the store reads: derived tables, serving's logs --------------
+
+    #: whether :attr:`path` is only this host's cache of a store that lives elsewhere, so
+    #: that what is written there reaches other hosts only through :meth:`share_table` and
+    #: :meth:`share_logs`
+    remote = False
+
+    def share_table(self, path: Path) -> None:
+        """Make a derived table written into :attr:`data_dir` readable on every host of the
+        store. A local store is one host's directory: nothing to do."""
+        return None
+
+    def fetch_table(self, name: str, sha256: str) -> Path | None:
+        """A local copy of the derived table ``name`` (a file name of :attr:`data_dir`) whose
+        content has ``sha256``, fetched from the store when it holds one; None when it holds
+        none. A local store holds nothing beyond the paths its runs recorded: None.
+
+        Raises:
+            StoreError: the store's copy does not have that sha256.
+        """
+        return None
+
+    def share_logs(self, paths: list[Path]) -> None:
+        """Make the lines this host appended to log files under :attr:`path` readable on
+        every host (in the order given). A local store: nothing to do."""
+        return None
+
+    def sync_logs(self, directory: Path) -> Path:
+        """``directory`` (a log directory under :attr:`path`, or one holding such directories)
+        with every host's log files in it, ready to read. A local store: as it is."""
+        return directory
+
+    def shadow_log(self, name: str) -> Path:
+        """The file this host's ``mlnb serve --shadow`` appends the shadow log of served model
+        ``name`` to (a name already validated)."""
+        return self.shadow_dir / f"{name}.jsonl"
+
     @abc.abstractmethod
     def run_location(self, run_id: str) -> str:
         """Where a committed run's files are, as a user would name it."""

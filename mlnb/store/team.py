@@ -4,6 +4,9 @@ Layout under the store URL (``s3://bucket/prefix``)::
 
     <run_id>/                       one committed run: the same files as in a local store
     .staging/<run_id>.<token>/      a run being uploaded; removed once committed
+    data/<label>-<sha256[:16]>.csv  a table the pipeline derived (train, holdout): uploaded once, never changed
+    predictions/<model>/<host>-<pid>[.<time>].jsonl   mlnb serve's prediction logs, one file per process
+    shadow/<model>/<host>.jsonl     mlnb serve --shadow's log, one file per host
 
 An object store has no rename, so a commit goes: every file uploaded under a staging
 prefix; the run id claimed in the database (a primary key, so two writers can never commit
@@ -13,6 +16,13 @@ object uploaded, and the claim marked committed.
 Readers go through the index, so they see a run only once its record and its row are
 both there. A writer killed on the way leaves objects under ``.staging/`` (or, killed
 while copying, a claim never committed), which :meth:`TeamStore.gc` removes.
+
+Tables and logs are written into this host's cache first (:attr:`TeamStore.path`), as in a
+local store, and reach the object store from there: a derived table as soon as it is
+written (:meth:`TeamStore.share_table`), a log when the server uploads it — when it rotates
+a file, every so many seconds, and at shutdown (:meth:`TeamStore.share_logs`). Readers on
+any host fetch a table by its name and sha256 (:meth:`TeamStore.fetch_table`) and bring a
+log directory up to date before reading it (:meth:`TeamStore.sync_logs`).
 
 Endpoint, credentials and region come from where the object store's library looks
 (``AWS_*`` variables, ``~/.aws``), ``MLNB_S3_ENDPOINT_URL``, or ``storage_options``; never
@@ -27,7 +37,10 @@ import os
 import posixpath
 import secrets
 import shutil
+import socket
+import stat
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +49,7 @@ from typing import Any, Iterator
 from mlnb import ledger, records
 from mlnb.database import Connection, open_database, redact
 from mlnb.exceptions import RecordError, RunNotFound, StoreError
-from mlnb.store.base import RUN_ID, STAGING, Run, Store, index_insert, index_sql
+from mlnb.store.base import DATA_DIR, RUN_ID, STAGING, Run, Store, index_insert, index_sql
 
 INDEX_SCHEMA = "mlnb.index/1"
 S3_TIMEOUT_S = 10
@@ -171,6 +184,8 @@ class TeamStore(Store):
         key = hashlib.sha256(f"{self.location}\n{self.database.name}".encode()).hexdigest()[:16]
         self._cache = cache_root() / "stores" / key
         self._checked = False
+        self._shared: dict[str, tuple[int, int]] = {}  # log key -> (size, mtime_ns) of the file last uploaded
+        self._sharing = threading.Lock()
 
     @property
     def fs(self):
@@ -225,6 +240,130 @@ class TeamStore(Store):
                 raise
             raise StoreError(f"store {self.location!r}: cannot reach the object store "
                              f"(timeout {S3_TIMEOUT_S} s): {exc}") from exc
+
+    # -- derived tables and logs, shared by every host -----------------------------------------
+
+    remote = True
+
+    def _cache_key(self, path: Path) -> str | None:
+        """The object key of a file or directory of this host's cache; None outside it."""
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self._cache))
+        except ValueError:
+            return None
+        return f"{self.root}/{rel.as_posix()}" if rel.parts else None
+
+    def share_table(self, path: Path) -> None:
+        """Upload a derived table of :attr:`data_dir` to ``<store>/data/<name>``, unless it is there:
+        its name holds its content's hash, so an object of that name is that table."""
+        key = f"{self.root}/{DATA_DIR}/{Path(path).name}"
+        if not self._call(self.fs.exists, key):
+            self._call(self.fs.put_file, str(path), key)
+
+    def fetch_table(self, name: str, sha256: str) -> Path | None:
+        """``<store>/data/<name>`` streamed into :attr:`data_dir` with its sha256 checked (a copy
+        fetched before is used when it still has that sha256). None when the name is not the
+        content-addressed name of a table of that sha256 (``<label>-<sha256[:16]>.csv``), or the
+        store has no such object."""
+        if "/" in name or name.startswith(".") or not name.endswith(f"-{sha256[:16]}.csv"):
+            return None
+        local = self.data_dir / name
+        if local.is_file() and records.sha256_file(local) == sha256:
+            return local
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".fetch-")
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                with self._call(self.fs.open, f"{self.root}/{DATA_DIR}/{name}", "rb", block_size=1 << 22) as f:
+                    for chunk in iter(lambda: self._call(f.read, 1 << 22), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise StoreError(f"store {self.location!r}: table {DATA_DIR}/{name} has sha256 "
+                                 f"{digest.hexdigest()[:12]}…, not the recorded {sha256[:12]}…; it is not the table "
+                                 "the run read, so it is not used")
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, local)
+        except FileNotFoundError:
+            return None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return local
+
+    def share_logs(self, paths: list[Path]) -> None:
+        """Upload each log file under this host's cache to the same key under the store URL,
+        in the order given, unless it is unchanged since its last upload here (size and mtime).
+
+        Each upload replaces the whole object (an object store has no append): a reader sees a
+        file as it was at its last upload, up to a last line that was being written then, which
+        reading skips. Files outside the cache (a log put elsewhere) and files gone are passed over.
+        """
+        with self._sharing:
+            for path in paths:
+                key = self._cache_key(path)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                if key is None or self._shared.get(key) == (st.st_size, st.st_mtime_ns):
+                    continue
+                self._call(self.fs.put_file, str(path), key)
+                self._shared[key] = (st.st_size, st.st_mtime_ns)
+
+    def sync_logs(self, directory: Path) -> Path:
+        """Download into ``directory`` (under this host's cache) every ``.jsonl`` object of its
+        prefix that is new, or changed (size or time) since it was downloaded here.
+
+        Files this host writes are never replaced (a server may be appending to them): a
+        downloaded copy is read-only, a file written here is not, and only copies are updated.
+        """
+        prefix = self._cache_key(directory)
+        if prefix is None:
+            return directory
+        try:
+            listing = self._call(self.fs.find, prefix, detail=True)
+        except FileNotFoundError:
+            return directory
+        wanted = []
+        for key, info in sorted(listing.items()):
+            rel = posixpath.relpath(key, self.root)
+            if not rel.endswith(".jsonl") or rel.startswith(("../", ".")) or "/." in rel:
+                continue
+            local = self._cache / rel
+            try:
+                st = local.stat()
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_mode & stat.S_IWUSR or (st.st_size == info.get("size")
+                                                                   and int(st.st_mtime) == int(_mtime(info)))):
+                continue
+            wanted.append((key, local, _mtime(info)))
+        if not wanted:
+            return directory
+        tmps = []
+        try:
+            for _, local, _ in wanted:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".fetch-")
+                os.close(fd)
+                tmps.append(tmp)
+            self._call(self.fs.get, [k for k, _, _ in wanted], tmps)  # concurrent, each streamed to its file
+            for (_, local, mtime), tmp in zip(wanted, tmps):
+                os.chmod(tmp, 0o444)
+                os.utime(tmp, (mtime, mtime))
+                os.replace(tmp, local)
+        finally:
+            for tmp in tmps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return directory
+
+    def shadow_log(self, name: str) -> Path:
+        """``<cache>/shadow/<name>/<host>.jsonl``: a file per host, so hosts never upload over
+        each other's lines; readers read the directory."""
+        return self.shadow_dir / name / f"{socket.gethostname()}.jsonl"
 
     # -- database --------------------------------------------------------------------------
 
