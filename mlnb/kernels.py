@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,64 @@ def notebook_kernel_manager_class() -> type:
 
 
 @functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def _ready_client_class() -> type:
+    from jupyter_client.blocking.client import BlockingKernelClient
+    from jupyter_client.utils import run_sync
+
+    class ReadyKernelClient(BlockingKernelClient):
+        """jupyter_client's blocking client whose ``wait_for_ready`` is done once IOPub has
+        delivered the ``idle`` status of its ``kernel_info`` request — proof that IOPub is
+        connected and that request's messages are through — instead of after 0.2 s in which
+        IOPub says nothing more, which every notebook of a pipeline paid once more."""
+
+        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+            from queue import Empty
+
+            from jupyter_core.utils import ensure_async
+
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
+                except Empty:
+                    reply = None
+                if reply is not None and reply["msg_type"] == "kernel_info_reply" and \
+                        await self._idle_after(reply["parent_header"].get("msg_id"), 0.2):
+                    self._handle_kernel_info_reply(reply)
+                    break
+                if not await ensure_async(self._async_is_alive()):
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+            while True:  # what IOPub already holds besides
+                try:
+                    await ensure_async(self.iopub_channel.get_msg(timeout=0))
+                except Empty:
+                    break
+
+        async def _idle_after(self, msg_id: str | None, wait: float) -> bool:
+            """Read IOPub until the ``idle`` status of request ``msg_id``; False when IOPub
+            stays silent for ``wait`` seconds (not connected yet: the request is sent again)."""
+            from queue import Empty
+
+            from jupyter_core.utils import ensure_async
+
+            while True:
+                try:
+                    msg = await ensure_async(self.iopub_channel.get_msg(timeout=wait))
+                except Empty:
+                    return False
+                if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle" \
+                        and msg["parent_header"].get("msg_id") == msg_id:
+                    return True
+
+        wait_for_ready = run_sync(_async_wait_for_ready)
+
+    return ReadyKernelClient
+
+
 def _kernel_manager_class():
     from jupyter_client import KernelManager
 
@@ -218,6 +277,7 @@ def _kernel_manager_class():
             return await super()._async_pre_start_kernel(**kw)
 
         def client(self, **kwargs: Any):
+            self.client_factory = _ready_client_class()
             kc = super().client(**kwargs)
             self.__dict__.setdefault("_mlnb_clients", []).append(kc)
             return kc

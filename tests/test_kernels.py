@@ -241,6 +241,21 @@ def _ask(kernel, code: str) -> str:
     return "".join(out).strip()
 
 
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_pooled_kernels_client_is_ready_once_iopub_delivered_its_kernel_info_status(fork):
+    from mlnb.kernels import _ready_client_class
+
+    tpl = find_template(NAMESPACE)
+    with KernelPool(size=1, fork=fork) as pool:
+        kernel = pool.acquire(tpl)
+        try:
+            assert isinstance(kernel.km.client(), _ready_client_class())
+            for _ in range(3):  # each new client: ready, IOPub connected, nothing of another request left
+                assert _ask(kernel, "print(6 * 7)") == "42"
+        finally:
+            kernel.shutdown()
+
+
 def test_forked_kernels_are_children_of_the_fork_server_and_share_no_random_numbers():
     tpl = find_template(NAMESPACE)
     with KernelPool(preload=("numpy.random",), size=2) as pool:  # imported in the server, before the fork
