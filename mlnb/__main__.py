@@ -1,3 +1,3 @@
-from mlnb.cli import main
+from mlnb.cli import entry
 
-main()
+entry()

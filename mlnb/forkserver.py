@@ -392,6 +392,10 @@ def serve() -> None:
         replies.write((json.dumps(reply) + "\n").encode())
         replies.flush()
     _outlive(forked, host)
+    # the server holds modules, never a notebook: tearing them down would only keep the host's
+    # standard error (which the server shares) open for half a second more
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _outlive(forked: list[int], host: int) -> None:

@@ -329,3 +329,21 @@ def test_reading_commands_import_no_cryptography(tmp_path):
             "try:\n    main()\nexcept SystemExit:\n    pass\nprint('cryptography' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip().endswith("False"), done.stderr
+
+
+def test_the_program_ends_with_its_whole_output_and_exit_code_on_a_pipe(tmp_path, cli):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from mlnb.store import Store
+    from mlnb.ui.sample import _Writer
+
+    writer = _Writer(Store(tmp_path / "runs"))
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(400):  # a listing larger than a pipe holds, printed just before the process ends
+        writer.write("train", t0 + timedelta(minutes=i), {"seed": i, "note": "x" * 200}, {"metrics": {"f1": i / 400}})
+    listed = cli("runs", "list", "--json", "--store", str(tmp_path / "runs"))
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 400
+    missing = cli("runs", "show", "nosuch", "--store", str(tmp_path / "runs"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "not found" in missing.stderr
