@@ -128,20 +128,20 @@ def execute_sweep(
             try:
                 try:
                     result = run_sweep(plan, backend, _Preparing(observer) if summary_here else observer)
+                    if summary_here:
+                        stopping = threading.Thread(target=backend.close, name="mlnb-stop-workers")
+                        stopping.start()
+                        try:
+                            record_summary(result, SequentialBackend())
+                        finally:
+                            stopping.join()
+                    elif record:  # in this process: the summary's kernel comes from the runs' fork server
+                        record_summary(result, backend)
                 finally:
-                    if backend.in_process:  # the kernel started ahead for a next run that will not come
+                    if backend.in_process:  # its kernels, and the one started ahead for a run that will not come
                         from mlnb.kernels import close_process_pool
 
                         close_process_pool()
-                if summary_here:
-                    stopping = threading.Thread(target=backend.close, name="mlnb-stop-workers")
-                    stopping.start()
-                    try:
-                        record_summary(result, SequentialBackend())
-                    finally:
-                        stopping.join()
-                elif record:
-                    record_summary(result, backend)
                 # every worker indexed its own commit; an index write that failed there
                 # (suppressed: the record is what counts) is made good here
                 if plan.store.has_database():
