@@ -394,7 +394,9 @@ def test_a_line_added_past_a_full_segment_is_named(tmp_path, monkeypatch):
     assert ("entry 3", "holds entry 1: entries out of order") in found
 
 
-def test_a_run_whose_rename_fails_takes_its_entry_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("segment", [ledger.SEGMENT, 2], ids=["inside-a-segment", "a-segments-last-line"])
+def test_a_run_whose_rename_fails_takes_its_entry_back(tmp_path, monkeypatch, segment):
+    monkeypatch.setattr(ledger, "SEGMENT", segment)
     store = Store(tmp_path / "runs")
     first = commit_run(store).id
     rename = os.rename
@@ -405,35 +407,14 @@ def test_a_run_whose_rename_fails_takes_its_entry_back(tmp_path, monkeypatch):
         return rename(src, dst)
 
     with monkeypatch.context() as m:
-        m.setattr(os, "rename", failing)
+        m.setattr(os, "rename", failing)  # with segments of 2, entry 2 fills one, which is made read-only
         with pytest.raises(StoreError, match="No space left on device"):
             commit_run(store, started=T0 + timedelta(minutes=1))
-    assert _segments(store) == {"000000000001.jsonl": (1, 0o644)}
+    assert _segments(store) == {"000000000001.jsonl": (1, 0o644)}  # not full: writable
     last = commit_run(store, started=T0 + timedelta(minutes=2)).id
+    assert _segments(store) == {"000000000001.jsonl": (2, 0o444 if segment == 2 else 0o644)}
     assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == [first, last]
     assert audit.verify_store(store).problems == [] and store.run_ids() == sorted([first, last])
-
-
-def test_a_run_whose_rename_fails_on_a_segments_last_line_leaves_the_segment_writable(tmp_path, monkeypatch):
-    monkeypatch.setattr(ledger, "SEGMENT", 2)
-    store = Store(tmp_path / "runs")
-    first = commit_run(store).id
-    rename = os.rename
-
-    def failing(src, dst):
-        if str(src).startswith(str(store.path / STAGING)):
-            raise OSError(28, "No space left on device")
-        return rename(src, dst)
-
-    with monkeypatch.context() as m:
-        m.setattr(os, "rename", failing)  # entry 2 fills the segment, which is made read-only
-        with pytest.raises(StoreError, match="No space left on device"):
-            commit_run(store, started=T0 + timedelta(minutes=1))
-    assert _segments(store) == {"000000000001.jsonl": (1, 0o644)}  # not full any more: writable again
-    last = commit_run(store, started=T0 + timedelta(minutes=2)).id
-    assert _segments(store) == {"000000000001.jsonl": (2, 0o444)}
-    assert [ledger.decode(d)["subject"] for _, d in sorted(store.ledger_files().items())] == [first, last]
-    assert audit.verify_store(store).problems == []
 
 
 def test_the_entry_file_of_a_dead_writer_of_an_older_mlnb_is_taken_over_after_a_segment(tmp_path, monkeypatch):
