@@ -197,7 +197,6 @@ def notebook_kernel_manager_class() -> type:
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=None)
 def _ready_client_class() -> type:
     from jupyter_client.blocking.client import BlockingKernelClient
     from jupyter_client.utils import run_sync
@@ -255,6 +254,7 @@ def _ready_client_class() -> type:
     return ReadyKernelClient
 
 
+@functools.lru_cache(maxsize=1)
 def _kernel_manager_class():
     from jupyter_client import KernelManager
 
