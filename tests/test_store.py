@@ -368,6 +368,20 @@ def test_a_store_with_a_file_per_entry_goes_on_and_moves_to_segments_at_the_next
     assert audit.verify_store(store).problems == []
 
 
+def test_a_ledger_line_made_unreadable_is_named_once_and_its_run_stays_ledgered(tmp_path):
+    store = Store(tmp_path / "runs")
+    ids = [commit_run(store, started=T0 + timedelta(minutes=i)).id for i in range(3)]
+    segment = store.path / "ledger" / "000000000001.jsonl"
+    lines = ledger.lines(segment.read_bytes())
+    lines[1] = lines[1].replace(b'{"at"', b'{Xat"', 1)  # entry 2 no longer JSON
+    segment.write_bytes(b"".join(lines))
+    found = [(p.kind, p.where, p.what) for p in audit.verify_store(store).problems]
+    # entry 2 recorded ids[1], as the index's mirror says: no run is called unledgered, and
+    # entry 3 still follows entry 2
+    assert found == [("ledger", "entry 2", "is not a ledger entry (not JSON of mlnb.ledger/1)")], found
+    assert ids[1] in store.run_ids()
+
+
 def test_a_line_a_writer_left_unfinished_is_written_over(tmp_path):
     store = Store(tmp_path / "runs")
     first = commit_run(store).id
