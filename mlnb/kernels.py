@@ -188,12 +188,20 @@ def private_sockets(base: type) -> type:
     return PrivateSocketsKernelManager
 
 
+class _PromptReaping:
+    """A kernel manager mixin: a kernel shut down after its notebook is killed and gone within
+    milliseconds, and jupyter_client looked again only after 0.1 s, which every notebook paid."""
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        await super()._async_wait(pollinterval=min(pollinterval, 0.005))
+
+
 @functools.lru_cache(maxsize=1)
 def notebook_kernel_manager_class() -> type:
     """The kernel manager class nbclient starts a cold run's kernel with (``kernel_manager_class=``)."""
     from jupyter_client import AsyncKernelManager
 
-    return private_sockets(AsyncKernelManager)
+    return type("NotebookKernelManager", (_PromptReaping, private_sockets(AsyncKernelManager)), {})
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,7 +266,7 @@ def _ready_client_class() -> type:
 def _kernel_manager_class():
     from jupyter_client import KernelManager
 
-    class PooledKernelManager(private_sockets(KernelManager)):
+    class PooledKernelManager(_PromptReaping, private_sockets(KernelManager)):
         """A kernel manager that remembers the clients made for it (nbclient makes one and,
         not owning the kernel, leaves it open), so that shutting down closes them too."""
 
