@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mlnb import _compat  # noqa: F401  (fast jsonschema import, before papermill)
+from mlnb import engine
 from mlnb import kernels as kernels_mod
 from mlnb import inputs as inputs_mod
 from mlnb import params as params_mod
@@ -409,12 +410,14 @@ def run_template(
                         pm.execute_notebook(
                             str(tpl.path),
                             str(out_nb),
+                            engine_name=engine.register(),
                             parameters=injected,
                             kernel_name=kernel,
                             progress_bar=progress,
                             log_output=False,
                             execution_timeout=timeout,
-                            request_save_on_cell_execute=True,  # a notebook even if the kernel dies
+                            # the engine writes the notebook when execution ends, even if the kernel died
+                            request_save_on_cell_execute=True,
                             extra_arguments=list(kernels_mod.KERNEL_ARGUMENTS),
                             **where,
                         )
