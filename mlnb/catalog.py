@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from mlnb import params as params_mod
+from mlnb import records
 from mlnb.exceptions import TemplateNotFound
 from mlnb.params import Template
 
@@ -65,3 +66,27 @@ def find_template(name_or_path: str | os.PathLike, start: str | os.PathLike | No
             return params_mod.load_template(candidate, name=text)
     known = ", ".join(available_templates(start)) or "none found"
     raise TemplateNotFound(f"unknown template {text!r}; available: {known} (or give a path to an .ipynb)")
+
+
+def find_by_content(name: str, sha256: str, start: str | os.PathLike | None = None) -> Template:
+    """The template ``name`` whose file has ``sha256``, looked up where a name is
+    (:func:`template_dirs`: the project's ``templates/`` from ``start``, then mlnb's own):
+    a recorded template found again by its content after its file moved or changed.
+
+    Raises:
+        TemplateNotFound: no such file in any of those directories, naming each directory
+            looked in and the sha256 of a same-named file that differs.
+    """
+    plain = Path(name).name == name and name not in ("", ".", "..")  # a record's name, never a path
+    looked = []
+    for d in template_dirs(start):
+        candidate = d / f"{name}.ipynb"
+        if not plain or not candidate.is_file():
+            looked.append(str(d))
+            continue
+        found = records.sha256_file(candidate)
+        if found == sha256:
+            return params_mod.load_template(candidate, name=name)
+        looked.append(f"{d} (its {candidate.name} has sha256 {found[:12]}…)")
+    raise TemplateNotFound(
+        f"no template {name!r} with sha256 {sha256[:12]}… in {', '.join(looked) or 'no template directory'}")

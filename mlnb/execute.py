@@ -497,6 +497,9 @@ def reproduce(store: Store, run_id: str, cold: bool = False, say: Callable[[str]
     kernel prepared as the record says (warm with the same modules preloaded, or cold);
     ``cold`` starts it from nothing whatever the record says.
 
+    The template is the file at its recorded path if it still has the recorded sha256, else
+    the template of the same name and sha256 in the working directory's project or among
+    mlnb's own (a store read on another host, a project moved): ``say`` is told which file.
     An input missing on this host that the store holds (a table the pipeline derived on
     another host of a team store, same sha256) is fetched, and the run reads that copy:
     ``say`` is told so in one line.
@@ -505,24 +508,20 @@ def reproduce(store: Store, run_id: str, cold: bool = False, say: Callable[[str]
         ``(original, new_run, changed_scraps)``: the names of scraps whose values differ.
 
     Raises:
-        ReproduceError: the template file or an input no longer has the recorded sha256.
+        ReproduceError: no template with the recorded sha256 is found (naming where mlnb
+            looked), or an input no longer has the recorded sha256.
     """
     from mlnb.exceptions import ReproduceError
 
     original = store.get(run_id)
     rec = original.record
-    tpl_path = Path(rec["template"]["path"])
-    if not tpl_path.is_file():
-        raise ReproduceError(f"cannot reproduce {original.id}: template {str(tpl_path)!r} is gone")
-    tpl = params_mod.load_template(tpl_path, name=rec["template"]["name"])
-    if tpl.sha256 != rec["template"]["sha256"]:
-        raise ReproduceError(
-            f"cannot reproduce {original.id}: template {str(tpl_path)!r} changed since the run "
-            f"(sha256 {tpl.sha256[:12]}…, recorded {rec['template']['sha256'][:12]}…)"
-        )
+    tpl = _recorded_template(original, say)
     parameters = rec["parameters"]
     for inp in rec["inputs"]:
         path = Path(inp["path"])
+        # a relative value was read from the recorded template's directory: the run reads
+        # the recorded file, wherever the template is found now and wherever mlnb runs
+        parameters = _with_path(parameters, inp["parameter"], inp["path"], inp["path"])
         if not path.is_file():
             fetched = store.fetch_table(path.name, inp["sha256"])  # a table the pipeline derived on another host
             if fetched is None:
@@ -542,13 +541,39 @@ def reproduce(store: Store, run_id: str, cold: bool = False, say: Callable[[str]
         preparation["preloaded"], size=1, fork=preparation["mode"] == "forked")
     try:
         new = run_template(
-            tpl, parameters, store, kernel_name=rec["environment"]["kernel"],
+            tpl, parameters, store, kernel_name=rec["environment"]["kernel"], paths_relative_to=tpl.path.parent,
             reproduces=original.id, parent=rec.get("parent"), tags=rec.get("tags"), kernels=pool, **options,
         )
     finally:
         if pool is not None:
             pool.close()
     return original, new, changed_scraps(original, new)
+
+
+def _recorded_template(original: Run, say: Callable[[str], None] | None) -> Template:
+    """The run's template with its recorded content: at its recorded path, or else the
+    template of the same name and sha256 found as ``mlnb run NAME`` finds one (the project
+    of the working directory, then mlnb's own), which ``say`` is told in one line."""
+    from mlnb.catalog import find_by_content
+    from mlnb.exceptions import ReproduceError, TemplateNotFound
+
+    recorded = original.record["template"]
+    path = Path(recorded["path"])
+    if path.is_file():
+        tpl = params_mod.load_template(path, name=recorded["name"])
+        if tpl.sha256 == recorded["sha256"]:
+            return tpl
+        why = f"changed since the run (sha256 {tpl.sha256[:12]}…, recorded {recorded['sha256'][:12]}…)"
+    else:
+        why = "is gone"
+    try:
+        found = find_by_content(recorded["name"], recorded["sha256"])
+    except TemplateNotFound as exc:
+        raise ReproduceError(f"cannot reproduce {original.id}: template {str(path)!r} {why}, and {exc}") from None
+    if say is not None:
+        say(f"template {str(path)!r} {why.split(' (')[0]}; using {found.path}, whose sha256 "
+            f"{recorded['sha256'][:12]}… is the recorded one")
+    return found
 
 
 def _with_path(parameters: dict, name: str, old: str, new: str) -> dict:

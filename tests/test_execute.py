@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from mlnb import records
 from mlnb.execute import run_template
 from mlnb.store import STAGING, Store
 
-from .conftest import NOTEBOOKS, ROOT, default_signals
+from .conftest import NOTEBOOKS, ROOT, default_signals, run_cli
 
 
 def test_record_holds_every_parameter_scrap_artifact_and_hash(echo_run):
@@ -192,6 +193,100 @@ def test_reproduce_refuses_a_changed_input(tmp_path, notebooks, cli):
     assert result.returncode == 2
     assert f"input '{data}' (parameter 'data') changed since the run" in result.stderr
     assert store.run_ids() == [original.id]
+
+
+
+@pytest.fixture(scope="module")
+def wine_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_wine
+
+    path = tmp_path_factory.mktemp("wine") / "wine.csv"
+    load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def moved_run(tmp_path_factory, wine_csv):
+    """A run of a project's own template, whose project directory was renamed afterwards:
+    (store, run, the template's recorded path, its bytes)."""
+    base = tmp_path_factory.mktemp("moved")
+    (base / "project-a" / "templates").mkdir(parents=True)
+    template = base / "project-a" / "templates" / "echo.ipynb"
+    shutil.copyfile(NOTEBOOKS / "echo.ipynb", template)
+    store = Store(base / "store")
+    result = run_cli("run", "echo", "-p", "data", str(wine_csv), "--store", str(store.path), "--quiet",
+                     cwd=base / "project-a")
+    assert result.returncode == 0, result.stderr
+    (run_id,) = store.run_ids()
+    (base / "project-a").rename(base / "project-a-moved")
+    return store, store.get(run_id), template, (NOTEBOOKS / "echo.ipynb").read_bytes()
+
+
+def _project_with(root: Path, name: str, content: bytes) -> Path:
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / name).write_bytes(content)
+    return root
+
+
+def test_reproduce_finds_a_moved_template_by_its_content_in_the_working_directorys_project(moved_run, tmp_path):
+    store, original, recorded, content = moved_run
+    project = _project_with(tmp_path / "project-b", "echo.ipynb", content)
+    result = run_cli("runs", "reproduce", original.id, "--store", str(store.path), "-q", cwd=project)
+    assert result.returncode == 0, result.stderr
+    used = project / "templates" / "echo.ipynb"
+    assert result.stderr.splitlines() == [
+        f"template '{recorded}' is gone; using {used}, whose sha256 "
+        f"{original.record['template']['sha256'][:12]}… is the recorded one"]
+    assert f"reproduces {original.id}" in result.stdout
+    assert "scraps that differ: run_id\n" in result.stdout  # the only value that depends on the run itself
+    (again,) = [r for r in store.run_ids() if store.get(r).record["reproduces"] == original.id]
+    again = store.get(again)
+    assert again.record["template"] == {**original.record["template"], "path": str(used)}
+    assert again.scraps["data_lines"] == original.scraps["data_lines"] == 179  # the wine table, read again
+    assert again.record["inputs"] == original.record["inputs"]
+
+
+def test_reproduce_refuses_a_same_named_template_one_byte_apart_and_says_where_it_looked(moved_run, tmp_path):
+    from mlnb.catalog import shipped_templates
+
+    store, original, recorded, content = moved_run
+    sha = original.record["template"]["sha256"]
+    changed = content.replace(b"A test fixture.", b"A test fixturE.")
+    assert len(changed) == len(content) and sum(a != b for a, b in zip(changed, content)) == 1
+    project = _project_with(tmp_path / "project-b", "echo.ipynb", changed)
+    before = store.run_ids()
+    result = run_cli("runs", "reproduce", original.id, "--store", str(store.path), "-q", cwd=project)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert f"template '{recorded}' is gone, and no template 'echo' with sha256 {sha[:12]}… in " in line
+    assert f"{project / 'templates'} (its echo.ipynb has sha256 {records.sha256_bytes(changed)[:12]}…)" in line
+    assert str(shipped_templates()) in line
+    assert store.run_ids() == before
+
+
+def test_reproduce_finds_a_shipped_template_whose_project_copy_is_gone(tmp_path, wine_csv):
+    from mlnb.catalog import shipped_templates
+
+    assert run_cli("init", "project", "--data", str(wine_csv), "--target", "cultivar", cwd=tmp_path).returncode == 0
+    project, store = tmp_path / "project", tmp_path / "store"
+    result = run_cli("run", "train", "--store", str(store), "--quiet", cwd=project)
+    assert result.returncode == 0, result.stderr
+    (run_id,) = Store(store).run_ids()
+    original = Store(store).get(run_id)
+    recorded = project / "templates" / "train.ipynb"
+    assert original.record["template"]["path"] == str(recorded)
+    assert original.parameters["data"] == "../data/reference.csv"  # the template's default, from its directory
+    shutil.rmtree(project / "templates")
+    # from outside any project: only mlnb's own templates are there to look in
+    result = run_cli("runs", "reproduce", run_id, "--store", str(store), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (said,) = result.stderr.splitlines()
+    assert said.startswith(f"template '{recorded}' is gone; using {shipped_templates() / 'train.ipynb'}, whose sha256")
+    assert "every scrap is identical" in result.stdout
+    (again,) = [Store(store).get(r) for r in Store(store).run_ids() if r != run_id]
+    # the table the run read, not one next to the shipped template or the working directory
+    assert again.parameters["data"] == str(project / "data" / "reference.csv")
+    assert again.record["inputs"] == original.record["inputs"]
 
 
 def test_a_template_with_a_store_parameter_gets_the_runs_store(notebooks, store, tmp_path):
