@@ -244,6 +244,62 @@ def test_a_database_of_a_newer_schema_is_refused(team_store):
         fresh.list_runs()
 
 
+# -- a database serves one store -----------------------------------------------------------------
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    """Every mlnb table's row count in the database at ``url``."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        tables = [r[0] for r in db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in sorted(tables)}
+
+
+def test_a_database_serves_one_store_and_another_prefix_is_refused_before_anything_is_read_or_written(
+        cli, team_store, team_env, tmp_path):
+    from mlnb.store import LocalStore
+
+    write_runs(team_store, 2)
+    local = LocalStore(tmp_path / "local")
+    write_runs(local, 1)
+    bucket = team_store.root.split("/", 1)[0]
+    other = f"s3://{bucket}/team2"
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"].replace("postgres@", "postgres:s3cret@"),
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2")}
+    before = _row_counts(team_env["database"])
+    belongs = (f"database postgresql://postgres:***@{team_env['database'].split('@', 1)[1]} belongs to store "
+               f"{team_store.location!r}, not {other!r}; give each store a database of its own")
+    for args in (["runs", "list"], ["models", "list"], ["runs", "verify"], ["store", "verify"], ["store", "head"],
+                 ["store", "init"], ["store", "gc", "--older-than", "0s"], ["store", "copy", str(local.path), other]):
+        line = _one_line(cli(*args, env={**env, "MLNB_STORE": other}), 2, belongs)
+        assert "s3cret" not in line
+    # a bucket that does not exist is a store this database does not belong to either
+    _one_line(cli("runs", "list", env={**env, "MLNB_STORE": "s3://no-such-bucket-mlnb/x"}), 2,
+              f"belongs to store {team_store.location!r}, not 's3://no-such-bucket-mlnb/x'")
+    assert team_store.fs.find(f"{bucket}/team2") == []
+    assert _row_counts(team_env["database"]) == before
+    out = cli("store", "verify", env={**env, "MLNB_STORE": team_store.location})
+    assert out.returncode == 0 and "2 runs checked, 2 intact, 0 changed" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_database_without_a_store_recorded_is_adopted_by_the_first_store_that_writes_to_it(team_store):
+    write_runs(team_store, 1)
+    with team_store.connect() as db:  # as an mlnb that recorded no store left it
+        db.execute("DELETE FROM registry_meta WHERE key = 'store'")
+    other = f"{team_store.location}2"
+    assert len(Store(other).list_runs()) == 1  # reading does not adopt it
+    write_runs(Store(team_store.location), 1)
+    with pytest.raises(StoreError, match=f"belongs to store {team_store.location!r}, not {other!r}"):
+        Store(other).list_runs()
+    with team_store.connect() as db:
+        db.execute("DELETE FROM registry_meta WHERE key = 'store'")
+    Store(other).init()  # so does 'mlnb store init'
+    with pytest.raises(StoreError, match=f"belongs to store {other!r}"):
+        Store(team_store.location).list_runs()
+
+
 # -- the UI ------------------------------------------------------------------------------------
 
 
