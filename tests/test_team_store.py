@@ -300,6 +300,17 @@ def test_a_database_without_a_store_recorded_is_adopted_by_the_first_store_that_
         Store(team_store.location).list_runs()
 
 
+def test_a_bucket_gone_from_under_its_database_is_one_line_naming_it(cli, team_store, team_env, tmp_path):
+    (run_id,) = write_runs(team_store, 1)
+    bucket = team_store.root.split("/", 1)[0]
+    team_store.fs.rm(bucket, recursive=True)
+    assert not team_store.fs.exists(bucket)
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"],
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2"), "MLNB_STORE": team_store.location}
+    for args in (["runs", "show", run_id], ["runs", "verify"], ["runs", "verify", run_id], ["store", "verify"]):
+        _one_line(cli(*args, env=env), 2, f"store {team_store.location!r}: bucket {bucket!r} does not exist")
+
+
 # -- the UI ------------------------------------------------------------------------------------
 
 

@@ -222,6 +222,9 @@ class TeamStore(Store):
             try:
                 self._call(self.fs.get_file, self._key(run_id, norm), tmp)
                 os.replace(tmp, local)
+            except FileNotFoundError:
+                self.check_bucket()  # a bucket gone is named, not each file of it
+                raise
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -549,7 +552,9 @@ class TeamStore(Store):
         try:
             keys = self._call(self.fs.find, f"{self.root}/{ledger.DIR}")
         except FileNotFoundError:
-            return {}
+            keys = []
+        if not keys:
+            self.check_bucket()  # no entries, or no bucket: verify must not read the second as the first
         named = {seq: key for key in keys if (seq := ledger.seq_of(key.rsplit("/", 1)[-1])) is not None}
         if not named:
             return {}
@@ -589,6 +594,7 @@ class TeamStore(Store):
         try:
             names = self._call(self.fs.ls, self.root, detail=False)
         except FileNotFoundError:
+            self.check_bucket()
             return []
         return sorted(n.rsplit("/", 1)[-1] for n in names if RUN_ID.match(n.rsplit("/", 1)[-1]))
 
@@ -629,6 +635,7 @@ class TeamStore(Store):
         try:
             record = json.loads(self._call(self.fs.cat_file, self._key(run_id, records.RECORD_FILE)))
         except FileNotFoundError as exc:
+            self.check_bucket()
             raise RecordError(f"{where}: missing") from exc
         except ValueError as exc:
             raise RecordError(f"{where}: not JSON ({exc})") from exc
