@@ -311,6 +311,37 @@ def test_a_bucket_gone_from_under_its_database_is_one_line_naming_it(cli, team_s
         _one_line(cli(*args, env=env), 2, f"store {team_store.location!r}: bucket {bucket!r} does not exist")
 
 
+@pytest.mark.parametrize("model, refusal", [
+    ("weather", "the target registry already has model 'weather'"),
+    ("other", "the target registry already has an alias history; copy into an empty registry"),
+])
+def test_a_copy_the_target_registry_refuses_writes_nothing(cli, team_store, team_env, trained, tmp_path, model, refusal):
+    from mlnb.registry import Registry
+    from mlnb.store import LocalStore
+    from mlnb.store.copy import copy_store
+
+    ids = trained[1]
+    copy_store(Store(trained[0]), team_store)
+    with Registry(team_store) as registry:
+        registry.register(ids["hgb"], "weather")
+        registry.promote("weather", 1, alias="production", reason="first")
+    source = LocalStore(tmp_path / "source")
+    copy_store(Store(trained[0]), source)
+    write_runs(source, 2)
+    with Registry(source) as registry:
+        registry.register(ids["logreg"], model)
+        registry.promote(model, 1, alias="production", reason="first")
+    objects = sorted(team_store.fs.find(team_store.root))
+    rows = _row_counts(team_env["database"])
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"],
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2")}
+    result = cli("store", "copy", str(source.path), team_store.location, env=env)
+    _one_line(result, 2, refusal)
+    assert "copied" not in result.stdout
+    assert sorted(team_store.fs.find(team_store.root)) == objects
+    assert _row_counts(team_env["database"]) == rows
+
+
 # -- the UI ------------------------------------------------------------------------------------
 
 
