@@ -244,6 +244,104 @@ def test_a_database_of_a_newer_schema_is_refused(team_store):
         fresh.list_runs()
 
 
+# -- a database serves one store -----------------------------------------------------------------
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    """Every mlnb table's row count in the database at ``url``."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        tables = [r[0] for r in db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in sorted(tables)}
+
+
+def test_a_database_serves_one_store_and_another_prefix_is_refused_before_anything_is_read_or_written(
+        cli, team_store, team_env, tmp_path):
+    from mlnb.store import LocalStore
+
+    write_runs(team_store, 2)
+    local = LocalStore(tmp_path / "local")
+    write_runs(local, 1)
+    bucket = team_store.root.split("/", 1)[0]
+    other = f"s3://{bucket}/team2"
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"].replace("postgres@", "postgres:s3cret@"),
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2")}
+    before = _row_counts(team_env["database"])
+    belongs = (f"database postgresql://postgres:***@{team_env['database'].split('@', 1)[1]} belongs to store "
+               f"{team_store.location!r}, not {other!r}; give each store a database of its own")
+    for args in (["runs", "list"], ["models", "list"], ["runs", "verify"], ["store", "verify"], ["store", "head"],
+                 ["store", "init"], ["store", "gc", "--older-than", "0s"], ["store", "copy", str(local.path), other]):
+        line = _one_line(cli(*args, env={**env, "MLNB_STORE": other}), 2, belongs)
+        assert "s3cret" not in line
+    # a bucket that does not exist is a store this database does not belong to either
+    _one_line(cli("runs", "list", env={**env, "MLNB_STORE": "s3://no-such-bucket-mlnb/x"}), 2,
+              f"belongs to store {team_store.location!r}, not 's3://no-such-bucket-mlnb/x'")
+    assert team_store.fs.find(f"{bucket}/team2") == []
+    assert _row_counts(team_env["database"]) == before
+    out = cli("store", "verify", env={**env, "MLNB_STORE": team_store.location})
+    assert out.returncode == 0 and "2 runs checked, 2 intact, 0 changed" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_database_without_a_store_recorded_is_adopted_by_the_first_store_that_writes_to_it(team_store):
+    write_runs(team_store, 1)
+    with team_store.connect() as db:  # as an mlnb that recorded no store left it
+        db.execute("DELETE FROM registry_meta WHERE key = 'store'")
+    other = f"{team_store.location}2"
+    assert len(Store(other).list_runs()) == 1  # reading does not adopt it
+    write_runs(Store(team_store.location), 1)
+    with pytest.raises(StoreError, match=f"belongs to store {team_store.location!r}, not {other!r}"):
+        Store(other).list_runs()
+    with team_store.connect() as db:
+        db.execute("DELETE FROM registry_meta WHERE key = 'store'")
+    Store(other).init()  # so does 'mlnb store init'
+    with pytest.raises(StoreError, match=f"belongs to store {other!r}"):
+        Store(team_store.location).list_runs()
+
+
+def test_a_bucket_gone_from_under_its_database_is_one_line_naming_it(cli, team_store, team_env, tmp_path):
+    (run_id,) = write_runs(team_store, 1)
+    bucket = team_store.root.split("/", 1)[0]
+    team_store.fs.rm(bucket, recursive=True)
+    assert not team_store.fs.exists(bucket)
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"],
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2"), "MLNB_STORE": team_store.location}
+    for args in (["runs", "show", run_id], ["runs", "verify"], ["runs", "verify", run_id], ["store", "verify"]):
+        _one_line(cli(*args, env=env), 2, f"store {team_store.location!r}: bucket {bucket!r} does not exist")
+
+
+@pytest.mark.parametrize("model, refusal", [
+    ("weather", "the target registry already has model 'weather'"),
+    ("other", "the target registry already has an alias history; copy into an empty registry"),
+])
+def test_a_copy_the_target_registry_refuses_writes_nothing(cli, team_store, team_env, trained, tmp_path, model, refusal):
+    from mlnb.registry import Registry
+    from mlnb.store import LocalStore
+    from mlnb.store.copy import copy_store
+
+    ids = trained[1]
+    copy_store(Store(trained[0]), team_store)
+    with Registry(team_store) as registry:
+        registry.register(ids["hgb"], "weather")
+        registry.promote("weather", 1, alias="production", reason="first")
+    source = LocalStore(tmp_path / "source")
+    copy_store(Store(trained[0]), source)
+    write_runs(source, 2)
+    with Registry(source) as registry:
+        registry.register(ids["logreg"], model)
+        registry.promote(model, 1, alias="production", reason="first")
+    objects = sorted(team_store.fs.find(team_store.root))
+    rows = _row_counts(team_env["database"])
+    env = {**s3_env(team_env["endpoint"]), "MLNB_DATABASE": team_env["database"],
+           "MLNB_CACHE_DIR": str(tmp_path / "cache2")}
+    result = cli("store", "copy", str(source.path), team_store.location, env=env)
+    _one_line(result, 2, refusal)
+    assert "copied" not in result.stdout
+    assert sorted(team_store.fs.find(team_store.root)) == objects
+    assert _row_counts(team_env["database"]) == rows
+
+
 # -- the UI ------------------------------------------------------------------------------------
 
 

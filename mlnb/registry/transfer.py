@@ -15,6 +15,35 @@ _TAG_COLUMNS = ledger.TAG_COLUMNS
 _ALIAS_COLUMNS = "name, alias, version, event, updated"
 
 
+def check_copy(source, target) -> None:
+    """Raise what :func:`copy_registry` would refuse, reading only: a copy of runs and then the
+    registry calls this first, so a refusal comes before any run is written.
+
+    Raises:
+        RegistryError: ``target`` already has a model of the same name, or an alias history
+            while ``source`` has one; a registry of another schema.
+    """
+    src = source.connection()
+    if src is None:
+        return
+    names = [row[0] for row in src.execute("SELECT DISTINCT name FROM model_versions")]
+    if not names:
+        return
+    dst = target.connection()
+    if dst is not None:
+        _refuse(dst, set(names), src.execute("SELECT 1 FROM alias_events LIMIT 1").fetchone() is not None)
+
+
+def _refuse(db, names: set[str], has_events: bool) -> None:
+    """Raise RegistryError when the registry of ``db`` cannot take models ``names`` (and an alias history)."""
+    clash = sorted({row[0] for row in db.execute("SELECT DISTINCT name FROM model_versions")} & names)
+    if clash:
+        raise RegistryError(f"the target registry already has model {clash[0]!r}; copy into a store "
+                            "whose registry does not know these models")
+    if has_events and db.execute("SELECT 1 FROM alias_events LIMIT 1").fetchone() is not None:
+        raise RegistryError("the target registry already has an alias history; copy into an empty registry")
+
+
 def copy_registry(source, target) -> int:
     """Copy every model of registry ``source`` into ``target``; return the versions copied.
 
@@ -33,12 +62,7 @@ def copy_registry(source, target) -> int:
     aliases = src.execute(f"SELECT {_ALIAS_COLUMNS} FROM model_aliases ORDER BY name, alias").fetchall()
     names = sorted({row[0] for row in versions})
     with target._write() as db:
-        clash = sorted({row[0] for row in db.execute("SELECT DISTINCT name FROM model_versions")} & set(names))
-        if clash:
-            raise RegistryError(f"the target registry already has model {clash[0]!r}; copy into a store "
-                                "whose registry does not know these models")
-        if db.execute("SELECT 1 FROM alias_events LIMIT 1").fetchone() is not None and events:
-            raise RegistryError("the target registry already has an alias history; copy into an empty registry")
+        _refuse(db, set(names), bool(events))  # checked again under the lock: a writer may have come since
         db.executemany(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({', '.join('?' * 17)})", versions)
         db.executemany(f"INSERT INTO model_tags ({_TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", tags)
         db.executemany(f"INSERT INTO alias_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 10)})", events)

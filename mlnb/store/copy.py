@@ -24,14 +24,19 @@ def copy_store(source: Store, target: Store, on_run: Callable[[str], None] | Non
     with its id, files and record unchanged, so ``runs verify`` holds in the copy and its
     digests equal the source's. A copy interrupted half way can be started again: runs
     already there are skipped. Model versions keep their numbers (see
-    :func:`mlnb.registry.transfer.copy_registry`).
+    :func:`mlnb.registry.transfer.copy_registry`). Whatever refuses the copy (the target's
+    database, its registry, the signing key) refuses it before the first run is written.
     """
+    from mlnb import ledger
     from mlnb.registry import Registry
-    from mlnb.registry.transfer import copy_registry
+    from mlnb.registry.transfer import check_copy, copy_registry
 
     report = CopyReport()
     source.sync_index()
     have = {item["id"] for item in target.list_runs(details=False)}
+    ledger.configured_signer()  # a key that cannot sign: said now, not after the runs are in
+    with Registry(source) as src, Registry(target) as dst:
+        check_copy(src, dst)
     for run_id in source.run_ids():
         if run_id in have:
             report.present.append(run_id)

@@ -52,6 +52,8 @@ from mlnb.exceptions import RecordError, RunNotFound, StoreError
 from mlnb.store.base import DATA_DIR, RUN_ID, STAGING, Run, Store, index_insert, index_sql
 
 INDEX_SCHEMA = "mlnb.index/1"
+#: the key, in ``registry_meta`` beside the index schema, of the store the database belongs to
+STORE_KEY = "store"
 S3_TIMEOUT_S = 10
 #: what to install for an fsspec protocol whose library is missing
 _BACKENDS = {"s3": "pip install 'mlnb[team]' (s3fs)", "s3a": "pip install 'mlnb[team]' (s3fs)",
@@ -184,6 +186,7 @@ class TeamStore(Store):
         key = hashlib.sha256(f"{self.location}\n{self.database.name}".encode()).hexdigest()[:16]
         self._cache = cache_root() / "stores" / key
         self._checked = False
+        self._bound = False  # whether the database records the store it belongs to (this one)
         self._shared: dict[str, tuple[int, int]] = {}  # log key -> (size, mtime_ns) of the file last uploaded
         self._sharing = threading.Lock()
 
@@ -219,6 +222,9 @@ class TeamStore(Store):
             try:
                 self._call(self.fs.get_file, self._key(run_id, norm), tmp)
                 os.replace(tmp, local)
+            except FileNotFoundError:
+                self.check_bucket()  # a bucket gone is named, not each file of it
+                raise
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -375,43 +381,93 @@ class TeamStore(Store):
         if not self._checked:
             try:
                 ready = db.has_table("runs") and db.has_table("registry_meta") and db.has_table("run_claims")
-                schema = db.execute("SELECT value FROM registry_meta WHERE key = 'index'").fetchone() if ready else None
+                # the schema and the store the database belongs to, in one round trip
+                meta = dict(db.execute("SELECT key, value FROM registry_meta WHERE key IN ('index', ?)",
+                                       (STORE_KEY,)).fetchall()) if ready else {}
             except self.database.errors as exc:
                 db.close()
                 raise StoreError(f"database {self.database.name}: cannot read mlnb's tables: {exc}") from exc
+            schema = meta.get("index")
             if schema is None:
                 db.close()
                 raise StoreError(f"database {self.database.name} has no mlnb tables; run 'mlnb store init' "
                                  f"(MLNB_STORE={self.location})")
+            if meta.get(STORE_KEY, self.location) != self.location:
+                db.close()
+                raise self._foreign(meta[STORE_KEY])
             if not db.has_table("ledger"):
                 db.close()
                 raise StoreError(f"database {self.database.name} has no ledger table yet (made before mlnb kept "
                                  f"one); run 'mlnb store init' (MLNB_STORE={self.location}) to add it and start "
                                  "the ledger over the runs there")
-            if schema[0] != INDEX_SCHEMA:
+            if schema != INDEX_SCHEMA:
                 db.close()
-                raise StoreError(f"database {self.database.name} has index schema {schema[0]!r}, newer than "
+                raise StoreError(f"database {self.database.name} has index schema {schema!r}, newer than "
                                  f"this mlnb's {INDEX_SCHEMA!r}; upgrade mlnb")
+            self._bound = STORE_KEY in meta
             self._checked = True
         return db
 
+    def _foreign(self, owner: str) -> StoreError:
+        return StoreError(f"database {self.database.name} belongs to store {owner!r}, not {self.location!r}; "
+                          "give each store a database of its own (MLNB_DATABASE), and run 'mlnb store init' "
+                          "for a new one")
+
+    def _bind(self, db: Connection) -> None:
+        """Record this store as the one the database belongs to, unless one is already recorded
+        (a database of an mlnb that recorded none is adopted); refuse a database of another store."""
+        db.execute("INSERT INTO registry_meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (STORE_KEY, self.location))
+        owner = db.execute("SELECT value FROM registry_meta WHERE key = ?", (STORE_KEY,)).fetchone()[0]
+        if owner != self.location:
+            raise self._foreign(owner)
+        self._bound = True
+
+    def _adopt(self) -> None:
+        """Before a write: the database is checked, and adopted if it belongs to no store yet."""
+        if self._bound:
+            return
+        with contextlib.closing(self.connect()) as db:
+            if not self._bound:
+                self._bind(db)
+
     def init(self) -> None:
         """Create the index, claim, ledger and registry tables (idempotent); check the bucket is there;
-        start the ledger over the runs already there if it has none."""
+        record this store as the one the database belongs to; start the ledger over the runs already
+        there if it has none.
+
+        Raises:
+            StoreError: the bucket is not there, or the database belongs to another store (nothing written).
+        """
         from mlnb.registry.schema import schema_sql
 
-        self.ensure_writable()
+        self.check_bucket()
         with contextlib.closing(self.database.connect()) as db:
             with db.transaction(lock="mlnb.init"):
+                if db.has_table("registry_meta"):  # refused before any table is made
+                    row = db.execute("SELECT value FROM registry_meta WHERE key = ?", (STORE_KEY,)).fetchone()
+                    if row is not None and row[0] != self.location:
+                        raise self._foreign(row[0])
                 db.script(index_sql(self.database) + _CLAIMS + schema_sql(self.database))
                 db.execute("INSERT INTO registry_meta VALUES ('index', ?) ON CONFLICT (key) DO NOTHING",
                            (INDEX_SCHEMA,))
+                self._bind(db)
         self._checked = False
         ledger.ensure_started(self)
 
     # -- writing ---------------------------------------------------------------------------
 
     def ensure_writable(self) -> None:
+        """Check the bucket is there and the database belongs to this store (adopting one that
+        belongs to none), before anything is written.
+
+        Raises:
+            StoreError: no such bucket, the database belongs to another store, or has no mlnb tables.
+        """
+        self.check_bucket()
+        self._adopt()
+
+    def check_bucket(self) -> None:
+        """Raise StoreError naming the bucket when it does not exist (or these credentials cannot see it)."""
         bucket = self.root.split("/", 1)[0]
         head = getattr(self.fs, "call_s3", None)
         try:
@@ -496,7 +552,9 @@ class TeamStore(Store):
         try:
             keys = self._call(self.fs.find, f"{self.root}/{ledger.DIR}")
         except FileNotFoundError:
-            return {}
+            keys = []
+        if not keys:
+            self.check_bucket()  # no entries, or no bucket: verify must not read the second as the first
         named = {seq: key for key in keys if (seq := ledger.seq_of(key.rsplit("/", 1)[-1])) is not None}
         if not named:
             return {}
@@ -536,6 +594,7 @@ class TeamStore(Store):
         try:
             names = self._call(self.fs.ls, self.root, detail=False)
         except FileNotFoundError:
+            self.check_bucket()
             return []
         return sorted(n.rsplit("/", 1)[-1] for n in names if RUN_ID.match(n.rsplit("/", 1)[-1]))
 
@@ -544,6 +603,7 @@ class TeamStore(Store):
         records on the object store (runs without a record are left out)."""
         if not force:
             return 0
+        self._adopt()
         changed = 0
         with contextlib.closing(self.connect()) as db:
             indexed = {row[0] for row in db.execute("SELECT id FROM runs")}
@@ -575,6 +635,7 @@ class TeamStore(Store):
         try:
             record = json.loads(self._call(self.fs.cat_file, self._key(run_id, records.RECORD_FILE)))
         except FileNotFoundError as exc:
+            self.check_bucket()
             raise RecordError(f"{where}: missing") from exc
         except ValueError as exc:
             raise RecordError(f"{where}: not JSON ({exc})") from exc
@@ -635,6 +696,7 @@ class TeamStore(Store):
     def gc(self, older_than_s: float) -> list[str]:
         """Remove staging prefixes and never-committed claims (with their objects) older than
         ``older_than_s`` seconds; return what was removed, as store URLs."""
+        self._adopt()  # the database is checked before anything is removed
         cutoff = time.time() - older_than_s
         removed = []
         try:
