@@ -289,8 +289,10 @@ class PostgresDatabase(Database):
         try:
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise StoreError(f"cannot reach database {self.name} (timeout {CONNECT_TIMEOUT_S} s): {reason}") from exc
+            # libpq says the cause first, then a tab-indented hint: both, on one line
+            reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+            raise StoreError(f"cannot reach database {self.name}: {reason} (connect timeout {CONNECT_TIMEOUT_S} s)") \
+                from exc
         return Connection(self, raw)
 
     def translate(self, sql: str) -> str:

@@ -200,7 +200,9 @@ def test_bad_team_store_settings_are_one_line_and_write_nothing(cli, team_env, s
     url = f"s3://{s3_bucket}/weather"
     cases = [
         ({}, url, "is a team store and needs its database: set MLNB_DATABASE=postgresql://"),
-        ({"MLNB_DATABASE": "postgresql://postgres@127.0.0.1:1/none"}, url, "cannot reach database postgresql://"),
+        ({"MLNB_DATABASE": "postgresql://postgres@127.0.0.1:1/none"}, url,
+         "cannot reach database postgresql://postgres@127.0.0.1:1/none: connection failed: connection to server at "
+         "\"127.0.0.1\", port 1 failed: Connection refused; Is the server running on that host"),
         ({"MLNB_DATABASE": team_env["database"]}, "s3://no-such-bucket-mlnb/runs", "bucket 'no-such-bucket-mlnb' does not exist"),
         ({"MLNB_DATABASE": "mysql://root@127.0.0.1/test"}, url, "unsupported scheme 'mysql'"),
         ({"MLNB_DATABASE": team_env["database"]}, "gs://bucket/runs", "no installed backend for gs:// URLs; pip install gcsfs"),
