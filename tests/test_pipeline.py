@@ -270,3 +270,43 @@ def test_a_batch_that_cannot_be_read_is_rejected_and_recorded(project):
     assert decision.outcome == "rejected" and OUTCOME_EXIT["rejected"] == 5
     assert "data rejected: cannot read" in decision.reasons[-1] and decision.children == {}
     assert record.succeeded and decision.alerts[0]["event"] == "data_rejected"
+
+
+def test_ctrl_c_during_a_backfill_keeps_every_finished_batch_and_no_partial_record(project):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import default_signals
+
+    def pipeline_records() -> list[dict]:
+        found = [json.loads(p.read_text()) for p in (project / "runs").glob("*-pipeline-*/record.json")]
+        return [r for r in found if r["status"] == "succeeded" and r["scraps"]["decision"]["outcome"] != "error"]
+
+    def batches_done() -> set[str]:
+        return {Path(r["scraps"]["decision"]["batch"]["path"]).name for r in pipeline_records()}
+
+    cmd = [sys.executable, "-m", "mlnb", "pipeline", "run", "--backfill", "data/batches/2013-q*.csv", "-q"]
+    proc = subprocess.Popen(cmd, cwd=project, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
+    deadline = time.monotonic() + 180
+    while "2013-q2.csv" not in batches_done() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()  # still running: batches 2013-q3 and -q4 are left
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "backfill interrupted at batch" in err and "Traceback" not in err, err
+    done = batches_done()
+    assert {"2013-q1.csv", "2013-q2.csv"} <= done and "2013-q4.csv" not in done
+    staging = project / "runs" / ".staging"
+    assert not staging.exists() or list(staging.iterdir()) == []  # no half-written run
+    verified = subprocess.run([sys.executable, "-m", "mlnb", "store", "verify"], cwd=project, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+    assert verified.returncode == 0, verified.stdout + verified.stderr  # every record whole, the ledger unbroken
+    again = subprocess.run(cmd, cwd=project, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert again.returncode in (0, 3, 4), again.stderr
+    assert "processed before, left alone" in again.stdout
+    names = [Path(r["scraps"]["decision"]["batch"]["path"]).name for r in pipeline_records()]
+    assert sorted(names) == ["2013-q1.csv", "2013-q2.csv", "2013-q3.csv", "2013-q4.csv"]  # each batch once

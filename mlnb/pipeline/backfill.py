@@ -110,9 +110,10 @@ def run_backfill(
             try:
                 decision, record = run_pipeline(config, store, current=str(path), force=force,
                                                 echo=echo, kernels=pool, cold=cold)
-            except Interrupted as exc:
+            except (Interrupted, KeyboardInterrupt) as exc:  # Ctrl-C before the batch's first step too
+                said = f": {exc}" if str(exc) else "; nothing of it was written"
                 raise Interrupted(f"backfill interrupted at batch {path.name} ({len(plan.done)} of "
-                                  f"{len(plan.batches)} batches done and recorded): {exc}") from None
+                                  f"{len(plan.batches)} batches done and recorded){said}") from None
             plan.done.append((path, decision, record))
             if each:
                 each(path, decision, record)
